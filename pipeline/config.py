@@ -1,0 +1,389 @@
+"""Typed configuration: `clearance.yaml` and `sources/<id>.yaml`, validated by pydantic.
+
+Every problem is reported as ``file: key: problem`` (:class:`ConfigError`), all of them at once,
+so a curator can fix a config directory in one pass. Well-formed but ineligible sources (expired,
+revoked, lapsed age verification) are *not* errors here: see :mod:`pipeline.eligibility`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pipeline.licences import LicenceError, normalise_expression
+
+SETTINGS_FILE = "clearance.yaml"
+SOURCES_DIR = "sources"
+
+SourceId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+NonEmpty = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
+# RFC 9309 product token: letters, '_' and '-'.
+ProductToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_-]+$")]
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+# --------------------------------------------------------------------------- clearance.yaml
+
+class LicencePolicy(_Strict):
+    allow: list[str] = Field(default_factory=lambda: ["CC0-1.0", "CC-BY-4.0"])
+
+    @field_validator("allow")
+    @classmethod
+    def _spdx(cls, value: list[str]) -> list[str]:
+        return [_spdx_or_raise(item) for item in value]
+
+class AgeVerificationPolicy(_Strict):
+    accepted_methods: list[NonEmpty] = Field(min_length=1)
+    max_age_days: int = Field(gt=0)
+
+class SignalSwitches(_Strict):
+    """Which opt-out checks run. All on by default; a row records which were off."""
+
+    robots: bool = True
+    ai_agents: bool = True
+    content_usage: bool = True
+    tdmrep: bool = True
+    x_robots_tag: bool = True
+    meta_robots: bool = True
+    ai_txt: bool = True
+    xmp: bool = True
+    c2pa: bool = True
+
+    def off(self) -> list[str]:
+        return [name for name, on in self.model_dump().items() if not on]
+
+class Blocklist(_Strict):
+    id: SourceId
+    kind: Literal["sha256", "md5", "sha1", "pdq"]
+    path: NonEmpty
+    threshold: int | None = Field(default=None, ge=0, le=256)
+
+    @model_validator(mode="after")
+    def _threshold_only_for_pdq(self) -> Blocklist:
+        if self.threshold is not None and self.kind != "pdq":
+            raise ValueError("threshold is only meaningful for kind 'pdq'")
+        return self
+
+class Limits(_Strict):
+    max_bytes: int = Field(default=20_000_000, gt=0)
+    max_pixels: int = Field(default=50_000_000, gt=0)
+    max_pages_per_source: int = Field(default=10_000, gt=0)
+
+class Settings(_Strict):
+    user_agent: NonEmpty
+    robots_token: ProductToken
+    intended_use: NonEmpty
+    licences: LicencePolicy = Field(default_factory=LicencePolicy)
+    age_verification: AgeVerificationPolicy
+    signals: SignalSwitches = Field(default_factory=SignalSwitches)
+    exclude_minors: bool = True
+    blocklists: list[Blocklist] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+
+    @field_validator("blocklists")
+    @classmethod
+    def _unique_ids(cls, value: list[Blocklist]) -> list[Blocklist]:
+        ids = [b.id for b in value]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate blocklist id(s): {', '.join(dupes)}")
+        return value
+
+# --------------------------------------------------------------------------- sources/<id>.yaml
+
+class Evidence(_Strict):
+    uri: NonEmpty
+    sha256: Sha256Hex
+
+class Consent(_Strict):
+    id: NonEmpty
+    status: Literal["active", "suspended", "revoked"]
+    granted_by: NonEmpty
+    granted_at: date
+    expires_at: date
+    uses: list[NonEmpty] = Field(min_length=1)
+    evidence: Evidence
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Consent:
+        if self.expires_at <= self.granted_at:
+            raise ValueError("expires_at must be after granted_at")
+        return self
+
+class AgeVerification(_Strict):
+    id: NonEmpty
+    method: NonEmpty
+    verified_by: NonEmpty
+    verified_at: date
+    expires_at: date
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> AgeVerification:
+        if self.expires_at <= self.verified_at:
+            raise ValueError("expires_at must be after verified_at")
+        return self
+
+class SourceLicence(_Strict):
+    default: str | None = None
+
+    @field_validator("default")
+    @classmethod
+    def _spdx(cls, value: str | None) -> str | None:
+        return None if value is None else _spdx_or_raise(value)
+
+class CrawlSettings(_Strict):
+    schedule: str | None = None
+    max_depth: int = Field(default=6, ge=0, le=100)
+    download_delay: float = Field(default=0.0, ge=0, le=3600)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a valid cron expression: {value!r}")
+        return value
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an absolute http(s) URL, got {value!r}")
+    if parts.username or parts.password:
+        raise ValueError(f"credentials are not allowed in URLs: {value!r}")
+    return value
+
+class Source(_Strict):
+    id: SourceId
+    name: NonEmpty
+    start_urls: list[NonEmpty] = Field(min_length=1)
+    scope: list[NonEmpty] = Field(min_length=1)
+    allow_private_network: bool = False
+    consent: Consent
+    age_verification: AgeVerification | None = None
+    licence: SourceLicence = Field(default_factory=SourceLicence)
+    crawl: CrawlSettings = Field(default_factory=CrawlSettings)
+
+    @field_validator("start_urls", "scope")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        return [_http_url(v) for v in value]
+
+    @model_validator(mode="after")
+    def _scope_covers_start_urls(self) -> Source:
+        from pipeline.scope import url_in_prefixes
+
+        uncovered = [u for u in self.start_urls if not url_in_prefixes(u, self.scope)]
+        if uncovered:
+            raise ValueError(f"scope does not cover start URL(s): {', '.join(uncovered)}")
+        return self
+
+    @property
+    def consent_sha256(self) -> str:
+        """Hash of the consent record as it stands (canonical JSON), stored on every row."""
+        return _canonical_sha256(self.consent.model_dump(mode="json"))
+
+    @property
+    def age_verification_sha256(self) -> str | None:
+        if self.age_verification is None:
+            return None
+        return _canonical_sha256(self.age_verification.model_dump(mode="json"))
+
+def _canonical_sha256(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+def _spdx_or_raise(value: str) -> str:
+    try:
+        return normalise_expression(value)
+    except LicenceError as exc:
+        raise ValueError(str(exc)) from None
+
+# --------------------------------------------------------------------------- loading
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    key: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.problem}"
+
+class ConfigError(Exception):
+    """One or more malformed config files; ``str()`` is one ``file: key: problem`` per line."""
+
+    def __init__(self, problems: Iterable[ConfigProblem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+@dataclass
+class Config:
+    """The validated config directory: settings, sources by id, and the raw file hashes."""
+
+    root: Path
+    settings: Settings
+    sources: dict[str, Source]
+    file_sha256: dict[str, str] = field(default_factory=dict)
+
+    def resolve(self, relative: str) -> Path:
+        """Relative paths in configs resolve against the config dir."""
+        path = Path(relative)
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def sha256(self) -> str:
+        """One hash over every config file, for run.json."""
+        return _canonical_sha256(self.file_sha256)
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    pass
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return str(Path(root.name) / path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+def _read_yaml(path: Path, shown: str, problems: list[ConfigProblem]) -> dict[str, Any] | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.append(ConfigProblem(shown, "(file)", f"cannot read: {exc.strerror or exc}"))
+        return None
+    except UnicodeDecodeError:
+        problems.append(ConfigProblem(shown, "(file)", "not valid UTF-8"))
+        return None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(file)"
+        problems.append(ConfigProblem(shown, where, f"not valid YAML: {_yaml_problem(exc)}"))
+        return None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(ConfigProblem(shown, "(file)", "expected a mapping at the top level"))
+        return None
+    return data
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None) or str(exc)
+    return str(problem).strip()
+
+def _pydantic_problems(shown: str, exc: ValidationError) -> list[ConfigProblem]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = [str(part) for part in err["loc"]]
+        key = ".".join(loc) if loc else "(file)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        if "input" in err and err["type"] not in ("missing", "extra_forbidden"):
+            shown_input = repr(err["input"])
+            if len(shown_input) <= 80 and "input" not in msg:
+                msg = f"{msg} (got {shown_input})"
+        out.append(ConfigProblem(shown, key, msg))
+    return out
+
+def load_config(root: str | Path) -> Config:
+    """Load and validate a config directory; raise :class:`ConfigError` listing every problem."""
+    root = Path(root)
+    problems: list[ConfigProblem] = []
+    if not root.is_dir():
+        raise ConfigError([ConfigProblem(str(root), "(dir)", "config directory not found")])
+
+    file_sha256: dict[str, str] = {}
+    settings: Settings | None = None
+    settings_path = root / SETTINGS_FILE
+    shown = _display(settings_path, root)
+    if not settings_path.is_file():
+        problems.append(ConfigProblem(shown, "(file)", "missing; run `clearance init`"))
+    else:
+        file_sha256[SETTINGS_FILE] = hashlib.sha256(settings_path.read_bytes()).hexdigest()
+        raw = _read_yaml(settings_path, shown, problems)
+        if raw is not None:
+            try:
+                settings = Settings.model_validate(raw)
+            except ValidationError as exc:
+                problems.extend(_pydantic_problems(shown, exc))
+        if settings is not None:
+            for i, bl in enumerate(settings.blocklists):
+                path = root / bl.path if not Path(bl.path).is_absolute() else Path(bl.path)
+                if not path.is_file():
+                    problems.append(
+                        ConfigProblem(shown, f"blocklists.{i}.path", f"file not found: {path}")
+                    )
+
+    sources: dict[str, Source] = {}
+    sources_dir = root / SOURCES_DIR
+    if sources_dir.is_dir():
+        for path in sorted(sources_dir.iterdir()):
+            if path.suffix not in (".yaml", ".yml") or path.name.startswith("."):
+                continue
+            shown = _display(path, root)
+            file_sha256[f"{SOURCES_DIR}/{path.name}"] = hashlib.sha256(
+                path.read_bytes()
+            ).hexdigest()
+            raw = _read_yaml(path, shown, problems)
+            if raw is None:
+                continue
+            try:
+                source = Source.model_validate(raw)
+            except ValidationError as exc:
+                problems.extend(_pydantic_problems(shown, exc))
+                continue
+            if source.id != path.stem:
+                problems.append(
+                    ConfigProblem(
+                        shown, "id", f"must equal the file name {path.stem!r}, got {source.id!r}"
+                    )
+                )
+                continue
+            sources[source.id] = source
+
+    if problems:
+        raise ConfigError(problems)
+    assert settings is not None
+    return Config(root=root, settings=settings, sources=sources, file_sha256=file_sha256)

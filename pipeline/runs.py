@@ -1,0 +1,170 @@
+"""Run outputs: `data/runs/<run_id>/{items.parquet, rejections.parquet, run.json}`.
+
+Parquet is streamed to hidden ``.*.partial`` files and renamed into place only when the crawl
+finishes; ``run.json`` is written last, so a run directory without it is incomplete and every
+reader ignores it. A crash therefore never leaves a Parquet file that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.schema import ITEMS_SCHEMA, REJECTIONS_SCHEMA
+
+RUNS_DIR = "runs"
+ITEMS_FILE = "items.parquet"
+REJECTIONS_FILE = "rejections.parquet"
+RUN_JSON = "run.json"
+_BATCH_ROWS = 2000
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _StreamingParquet:
+    def __init__(self, final: Path, schema: pa.Schema):
+        self.final = final
+        self.partial = final.with_name(f".{final.name}.partial")
+        self.schema = schema
+        self.rows: list[dict[str, Any]] = []
+        self.count = 0
+        self.writer = pq.ParquetWriter(self.partial, schema, compression="zstd")
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        self.count += 1
+        if len(self.rows) >= _BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            self.rows = []
+
+    def commit(self) -> None:
+        self.flush()
+        self.writer.close()
+        with open(self.partial, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self.partial, self.final)
+
+    def discard(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            self.partial.unlink(missing_ok=True)
+
+
+class RunWriter:
+    """Streams one run's rows to disk; :meth:`commit` makes the run visible."""
+
+    def __init__(self, data_dir: Path, run_id: str | None = None):
+        self.run_id = run_id or new_run_id()
+        self.dir = Path(data_dir) / RUNS_DIR / self.run_id
+        self.dir.mkdir(parents=True, exist_ok=False)
+        self.items = _StreamingParquet(self.dir / ITEMS_FILE, ITEMS_SCHEMA)
+        self.rejections = _StreamingParquet(self.dir / REJECTIONS_FILE, REJECTIONS_SCHEMA)
+        self.by_reason: Counter[str] = Counter()
+        self.items_by_source: Counter[str] = Counter()
+        self.rejections_by_source: dict[str, Counter[str]] = {}
+        self.withheld = 0
+
+    def add_item(self, row: dict[str, Any]) -> None:
+        self.items.add(row)
+        self.items_by_source[row["source_id"]] += 1
+
+    def add_rejection(self, row: dict[str, Any]) -> None:
+        self.rejections.add(row)
+        self.by_reason[row["reason"]] += 1
+        per_source = self.rejections_by_source.setdefault(row.get("source_id") or "", Counter())
+        per_source[row["reason"]] += 1
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "items": self.items.count,
+            "rejections": self.rejections.count,
+            "withheld": self.withheld,
+            "by_reason": dict(sorted(self.by_reason.items())),
+        }
+
+    def commit(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """Close both files, move them into place, then write run.json (the completion mark)."""
+        self.items.commit()
+        self.rejections.commit()
+        doc = {"run_id": self.run_id, **meta, "counts": self.counts()}
+        write_json_atomic(self.dir / RUN_JSON, doc)
+        fsync_dir(self.dir)
+        return doc
+
+    def discard(self) -> None:
+        self.items.discard()
+        self.rejections.discard()
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def items_path(self) -> Path:
+        return self.path / ITEMS_FILE
+
+    @property
+    def rejections_path(self) -> Path:
+        return self.path / REJECTIONS_FILE
+
+
+def completed_runs(data_dir: Path, run_ids: list[str] | None = None) -> list[RunInfo]:
+    """Runs whose run.json exists (complete), sorted by id; unknown requested ids raise."""
+    root = Path(data_dir) / RUNS_DIR
+    found: dict[str, RunInfo] = {}
+    if root.is_dir():
+        for entry in sorted(root.iterdir()):
+            meta_path = entry / RUN_JSON
+            if entry.name.startswith(".") or not meta_path.is_file():
+                continue
+            if not (entry / ITEMS_FILE).is_file():
+                continue
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            found[entry.name] = RunInfo(entry.name, entry, meta)
+    if run_ids is None:
+        return list(found.values())
+    missing = [r for r in run_ids if r not in found]
+    if missing:
+        raise FileNotFoundError(
+            f"{root}: no completed run(s) {', '.join(missing)} (a run is complete when its "
+            f"{RUN_JSON} exists)"
+        )
+    return [found[r] for r in sorted(set(run_ids))]
