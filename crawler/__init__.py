@@ -1,0 +1,1 @@
+"""Clearance crawler: the Scrapy side (consent gate, robots, opt-out signals, images)."""
