@@ -56,9 +56,11 @@ class AgeVerificationPolicy(_Strict):
     max_age_days: int = Field(gt=0)
 
 class SignalSwitches(_Strict):
-    """Which opt-out checks run. All on by default; a row records which were off."""
+    """Which opt-out checks run. All on by default; a row records which were off.
 
-    robots: bool = True
+    robots.txt for our own ``robots_token`` is not a switch: it is always obeyed.
+    """
+
     ai_agents: bool = True
     content_usage: bool = True
     tdmrep: bool = True

@@ -1,0 +1,98 @@
+"""The crawl's shared state: eligible sources by scope, the run writer, the rejection log.
+
+One :class:`CrawlContext` is made by :mod:`crawler.runner` per crawl and handed to every
+component through the ``CLEARANCE_CONTEXT`` setting, so the gates, the spider and the item
+pipeline agree on one registry and write to one run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.config import Config, Source
+from pipeline.runs import RunWriter
+from pipeline.scope import is_policy_url, url_in_prefixes
+
+logger = logging.getLogger(__name__)
+
+
+class Registry:
+    """Eligible sources and the scope question: which source (if any) covers this URL?"""
+
+    def __init__(self, sources: list[Source]):
+        self.sources: dict[str, Source] = {s.id: s for s in sources}
+
+    def source_for(self, url: str, prefer: str | None = None) -> Source | None:
+        if prefer is not None:
+            preferred = self.sources.get(prefer)
+            if preferred is not None and url_in_prefixes(url, preferred.scope):
+                return preferred
+        for source in self.sources.values():
+            if url_in_prefixes(url, source.scope):
+                return source
+        return None
+
+    def policy_sources(self, url: str) -> list[Source]:
+        """Sources whose scope names the origin of this policy-file URL (robots.txt, ...)."""
+        return [s for s in self.sources.values() if is_policy_url(url, s.scope)]
+
+
+@dataclass
+class CrawlContext:
+    config: Config
+    registry: Registry
+    writer: RunWriter
+    signals_off: list[str] = field(default_factory=list)
+    _seen: set[tuple[str, str]] = field(default_factory=set)
+    pages: Counter[str] = field(default_factory=Counter)
+    images: Counter[str] = field(default_factory=Counter)
+    limits_hit: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.writer.run_id
+
+    @property
+    def settings(self):  # type: ignore[no-untyped-def]
+        return self.config.settings
+
+    def reject(
+        self,
+        url: str,
+        reason: str,
+        stage: str,
+        detail: str | None = None,
+        *,
+        source_id: str | None = None,
+        page_url: str | None = None,
+    ) -> bool:
+        """Record one rejection row per (URL, reason) per run; False if already recorded."""
+        key = (url, reason)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        self.writer.add_rejection(
+            {
+                "url": url,
+                "page_url": page_url,
+                "source_id": source_id,
+                "stage": stage,
+                "reason": reason,
+                "detail": detail,
+                "at": datetime.now(UTC),
+            }
+        )
+        logger.debug("rejected %s: %s (%s)", url, reason, detail)
+        return True
+
+    def add_item(self, row: dict[str, Any]) -> None:
+        self.writer.add_item(row)
+
+    def hit_limit(self, name: str, source_id: str) -> None:
+        hit = self.limits_hit.setdefault(name, [])
+        if source_id not in hit:
+            hit.append(source_id)

@@ -1,0 +1,107 @@
+"""Consent gate: nothing outside an eligible source's scope is ever sent.
+
+The first downloader middleware on the way out, placed before robots handling, so it sees every
+request: start URLs, followed links, images, policy files (robots.txt, ai.txt, tdmrep.json), and
+each redirect hop (Scrapy re-schedules redirects, and ``engine.download_async`` loops them back
+through the middlewares). ``dont_filter`` and ``dont_obey_robotstxt`` do not bypass it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from scrapy import Request
+from scrapy.http import Response
+from scrapy.utils.httpobj import urlparse_cached
+
+from crawler.context import CrawlContext
+from crawler.exceptions import Refused
+from crawler.netguard import Resolver, non_public
+from pipeline import reasons
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+META_SOURCE = "clearance_source"
+META_PAGE = "clearance_page_url"
+META_POLICY = "clearance_policy_file"
+
+
+class ConsentGateMiddleware:
+    def __init__(self, crawler: Crawler, context: CrawlContext):
+        self.crawler = crawler
+        self.context = context
+        self.stats = crawler.stats
+        self.resolver = Resolver()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ConsentGateMiddleware:
+        context = crawler.settings.get("CLEARANCE_CONTEXT")
+        if context is None:
+            raise RuntimeError("ConsentGateMiddleware needs CLEARANCE_CONTEXT; refusing to run")
+        return cls(crawler, context)
+
+    async def process_request(self, request: Request) -> None:
+        url = request.url
+        page_url = request.meta.get(META_PAGE)
+        prev_source = request.meta.get(META_SOURCE)
+        registry = self.context.registry
+        if request.meta.get(META_POLICY):
+            owners = registry.policy_sources(url)
+            source = owners[0] if owners else registry.source_for(url, prefer=prev_source)
+            allow_private = any(s.allow_private_network for s in owners) or bool(
+                source and source.allow_private_network
+            )
+        else:
+            source = registry.source_for(url, prefer=prev_source)
+            allow_private = bool(source and source.allow_private_network)
+        if source is None:
+            hop = request.meta.get("redirect_urls")
+            detail = "not inside the scope of any eligible source"
+            if hop:
+                detail += f" (redirected from {hop[-1]})"
+            self._refuse(request, reasons.OUT_OF_SCOPE, detail, prev_source, page_url)
+        assert source is not None
+        request.meta[META_SOURCE] = source.id
+        if not allow_private:
+            host = urlparse_cached(request).hostname or ""
+            why = await self.resolver.refusal(host)
+            if why:
+                self._refuse(request, reasons.PRIVATE_ADDRESS, why, source.id, page_url)
+        self.stats.inc_value("consent/allowed")
+
+    def process_response(self, request: Request, response: Response) -> Response:
+        # The peer we actually talked to must pass the same test (DNS rebinding).
+        source_id = request.meta.get(META_SOURCE)
+        source = self.context.registry.sources.get(source_id or "")
+        ip = getattr(response, "ip_address", None)
+        if source is not None and not source.allow_private_network and ip is not None:
+            why = non_public(ip)
+            if why:
+                self._refuse(
+                    request,
+                    reasons.PRIVATE_ADDRESS,
+                    f"response came from {ip} ({why})",
+                    source_id,
+                    request.meta.get(META_PAGE),
+                )
+        return response
+
+    def _refuse(
+        self,
+        request: Request,
+        reason: str,
+        detail: str,
+        source_id: str | None,
+        page_url: str | None,
+    ) -> None:
+        self.context.reject(
+            request.url, reason, reasons.STAGE_CONSENT, detail,
+            source_id=source_id, page_url=page_url,
+        )
+        self.stats.inc_value(f"consent/forbidden/{reason}")
+        logger.debug("consent gate refused %s: %s", request.url, detail)
+        raise Refused(reason, detail)

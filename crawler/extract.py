@@ -1,0 +1,109 @@
+"""What a page offers: links to follow, images with captions, and page-level licence links.
+
+One image per ``<img>`` (or ``<picture>``): the largest candidate among its ``srcset`` and
+``<source srcset>`` entries, else ``src``, so a responsive image is one item, not one per size.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urldefrag, urljoin
+
+from parsel import Selector
+
+_DESCRIPTOR = re.compile(r"^(\d+(?:\.\d+)?)([wx])$")
+
+
+@dataclass(frozen=True)
+class FoundImage:
+    url: str
+    caption: str | None
+
+
+def _absolute(base: str, href: str | None) -> str | None:
+    if not href:
+        return None
+    href = href.strip()
+    if not href or href.startswith(("data:", "javascript:", "mailto:", "tel:", "#")):
+        return None
+    url = urldefrag(urljoin(base, href))[0]
+    return url if url.startswith(("http://", "https://")) else None
+
+
+def _srcset(value: str | None) -> list[tuple[float, str]]:
+    """Parse a srcset into (weight, url) pairs; weight is width (w) or density*1e6 (x)."""
+    out: list[tuple[float, str]] = []
+    if not value:
+        return out
+    for part in value.split(","):
+        bits = part.strip().split()
+        if not bits:
+            continue
+        weight = 1.0
+        if len(bits) > 1:
+            match = _DESCRIPTOR.match(bits[-1])
+            if match:
+                number = float(match.group(1))
+                weight = number if match.group(2) == "w" else number * 1e6
+        out.append((weight, bits[0]))
+    return out
+
+
+def _best(base: str, candidates: list[tuple[float, str]], src: str | None) -> str | None:
+    ranked = sorted(
+        ((w, u) for w, u in candidates if _absolute(base, u)), key=lambda c: c[0], reverse=True
+    )
+    if ranked:
+        return _absolute(base, ranked[0][1])
+    return _absolute(base, src)
+
+
+def _text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    return value or None
+
+
+def find_images(sel: Selector, base: str) -> list[FoundImage]:
+    found: list[FoundImage] = []
+    seen: set[str] = set()
+    for img in sel.css("img"):
+        candidates = _srcset(img.attrib.get("srcset"))
+        picture = img.xpath("parent::picture")
+        if picture:
+            for source in picture.css("source"):
+                candidates += _srcset(source.attrib.get("srcset"))
+        url = _best(base, candidates, img.attrib.get("src"))
+        if url is None or url in seen:
+            continue
+        seen.add(url)
+        caption = _text(img.attrib.get("alt"))
+        if caption is None:
+            caption = _text(" ".join(img.xpath("ancestor::figure[1]/figcaption//text()").getall()))
+        found.append(FoundImage(url, caption))
+    return found
+
+
+def find_links(sel: Selector, base: str) -> list[str]:
+    out: list[str] = []
+    seen: set[str] = set()
+    for href in sel.css("a::attr(href), area::attr(href)").getall():
+        url = _absolute(base, href)
+        if url and url not in seen:
+            seen.add(url)
+            out.append(url)
+    return out
+
+
+def find_licence_links(sel: Selector, base: str) -> list[str]:
+    """Page-level ``rel="license"`` targets (a, link, area), in document order."""
+    out: list[str] = []
+    for node in sel.xpath("//a[@rel]|//link[@rel]|//area[@rel]"):
+        rels = node.attrib.get("rel", "").lower().split()
+        if "license" in rels or "licence" in rels:
+            url = _absolute(base, node.attrib.get("href"))
+            if url and url not in out:
+                out.append(url)
+    return out

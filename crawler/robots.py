@@ -1,0 +1,283 @@
+"""robots.txt evaluation: our token's group chosen exactly, two parsers, bounded time, AI blocks.
+
+Why not just hand the file to a parser (DESIGN.md "Signals honoured"):
+
+* robotexclusionrulesparser is first-match and picks groups by substring; Protego (RFC 9309)
+  is longest-match. We refuse if *either* refuses.
+* Both apply a ``User-agent: Clearance`` group to ``ClearanceBot``; RFC 9309 matches the product
+  token exactly. So we pick the group ourselves (exact, case-insensitive token, else ``*``),
+  merge groups that name the same agent, and give each parser only those rules.
+* robotexclusionrulesparser compiles wildcards to backtracking regexes: ``/*a*a*a*a*a$`` takes
+  seconds. Every decision runs under a deadline and a timeout refuses (fail closed).
+* Groups that name a well-known AI-training agent (never ``*``) are an opt-out for the paths they
+  disallow, even where our own group allows them (``robots_ai_optout``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from protego import Protego
+from robotexclusionrulesparser import RobotExclusionRulesParser
+
+from pipeline import reasons
+
+logger = logging.getLogger(__name__)
+
+DECISION_DEADLINE_S = 0.25
+ROBOTS_MAX_BYTES = 1024 * 1024  # parsed whole; a larger file reserves the host (fail closed)
+
+
+@dataclass(frozen=True)
+class Rule:
+    allow: bool
+    pattern: str
+    line: int
+    raw: str
+
+
+@dataclass
+class Group:
+    agents: list[str]
+    rules: list[Rule] = field(default_factory=list)
+    crawl_delay: float | None = None
+    extras: list[tuple[str, str, int]] = field(default_factory=list)  # other (key, value, line)
+
+
+@dataclass(frozen=True)
+class RobotsDecision:
+    allowed: bool
+    reason: str | None = None
+    found: str | None = None  # the rule line that decided, or a note
+    detail: str | None = None
+
+
+def parse_groups(text: str) -> tuple[list[Group], list[tuple[str, str, int]]]:
+    """RFC 9309 grouping: consecutive user-agent lines open one group; rules attach to it.
+
+    Returns the groups and the top-level (outside any group) extension lines.
+    """
+    groups: list[Group] = []
+    toplevel: list[tuple[str, str, int]] = []
+    current: Group | None = None
+    last_was_agent = False
+    for lineno, raw_line in enumerate(text.splitlines(), start=1):
+        line = raw_line.split("#", 1)[0].strip()
+        if not line or ":" not in line:
+            continue
+        key, value = line.split(":", 1)
+        key = key.strip().lower()
+        value = value.strip()
+        if key in ("user-agent", "useragent"):
+            if current is None or not last_was_agent:
+                current = Group(agents=[])
+                groups.append(current)
+            current.agents.append(value)
+            last_was_agent = True
+            continue
+        last_was_agent = False
+        if key in ("allow", "disallow"):
+            if current is None:
+                continue
+            if key == "disallow" and not value:
+                continue  # "Disallow:" with no path allows everything: no rule
+            current.rules.append(Rule(key == "allow", value, lineno, raw_line.strip()))
+        elif key == "crawl-delay" and current is not None:
+            try:
+                current.crawl_delay = max(0.0, float(value))
+            except ValueError:
+                pass
+        elif current is not None:
+            current.extras.append((key, value, lineno))
+        else:
+            toplevel.append((key, value, lineno))
+    return groups, toplevel
+
+
+def _token(agent: str) -> str:
+    # "ClearanceBot/1.0 (+url)" in a group line names the product token before "/".
+    return agent.split("/", 1)[0].strip().lower()
+
+
+@lru_cache(maxsize=8192)
+def glob_match(pattern: str, path: str) -> bool:
+    """RFC 9309 pattern match (prefix, ``*`` any run, trailing ``$`` end), linear-time greedy."""
+    anchored = pattern.endswith("$")
+    if anchored:
+        pattern = pattern[:-1]
+    if not anchored:
+        pattern += "*"
+    p = s = 0
+    star_p, star_s = -1, 0
+    while s < len(path):
+        if p < len(pattern) and pattern[p] == "*":
+            star_p, star_s = p, s
+            p += 1
+        elif p < len(pattern) and pattern[p] == path[s]:
+            p += 1
+            s += 1
+        elif star_p >= 0:
+            star_s += 1
+            s = star_s
+            p = star_p + 1
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
+
+
+def longest_match(rules: list[Rule], path: str) -> Rule | None:
+    """The RFC 9309 deciding rule: longest matching pattern; allow wins a tie."""
+    best: Rule | None = None
+    for rule in rules:
+        if glob_match(rule.pattern, path):
+            if (
+                best is None
+                or len(rule.pattern) > len(best.pattern)
+                or (len(rule.pattern) == len(best.pattern) and rule.allow and not best.allow)
+            ):
+                best = rule
+    return best
+
+
+class DecisionTimeout(Exception):
+    pass
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Interrupt a runaway regex after `seconds` (SIGALRM; `re` checks signals while matching).
+
+    Only the main thread can receive signals; elsewhere the rule set was screened instead.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _expired(signum: int, frame: object) -> None:
+        raise DecisionTimeout()
+
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+class RobotsPolicy:
+    """One host's robots.txt, evaluated for one product token and the AI-agent list."""
+
+    def __init__(self, text: str, token: str, ai_agents: frozenset[str], source_url: str = ""):
+        self.source_url = source_url
+        self.token = token.lower()
+        self.groups, self.toplevel = parse_groups(text)
+        ours = [g for g in self.groups if any(_token(a) == self.token for a in g.agents)]
+        self.group_label = token
+        if not ours:
+            ours = [g for g in self.groups if any(a.strip() == "*" for a in g.agents)]
+            self.group_label = "*"
+        self.our_groups = ours
+        self.rules: list[Rule] = [r for g in ours for r in g.rules]
+        delays = [g.crawl_delay for g in ours if g.crawl_delay is not None]
+        self.crawl_delay: float | None = max(delays) if delays else None
+        self.ai_groups = [
+            (g, sorted({_token(a) for a in g.agents} & ai_agents))
+            for g in self.groups
+            if {_token(a) for a in g.agents} & ai_agents
+        ]
+        self._dangerous = any(r.pattern.count("*") >= 3 for r in self.rules)
+        synthesized = "User-agent: *\n" + "\n".join(
+            f"{'Allow' if r.allow else 'Disallow'}: {r.pattern}" for r in self.rules
+        )
+        self._protego = Protego.parse(synthesized)
+        self._rerp = RobotExclusionRulesParser()
+        self._rerp.parse(synthesized)
+        self._cache: dict[str, RobotsDecision] = {}
+
+    @classmethod
+    def allow_all(cls, why: str, token: str) -> RobotsPolicy:
+        policy = cls("", token, frozenset())
+        policy.source_url = why
+        return policy
+
+    def check(self, url: str, ai_optout: bool = True) -> RobotsDecision:
+        path = _path_of(url)
+        key = f"{int(ai_optout)}{path}"
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._decide(url, path, ai_optout)
+            if len(self._cache) < 100_000:
+                self._cache[key] = cached
+        return cached
+
+    def _decide(self, url: str, path: str, ai_optout: bool) -> RobotsDecision:
+        if self.rules:
+            deciding = longest_match(self.rules, path)
+            try:
+                with deadline(DECISION_DEADLINE_S) if self._dangerous else _nullcontext():
+                    ok_protego = self._protego.can_fetch(url, self.token)
+                    ok_rerp = self._rerp.is_allowed(self.token, url)
+            except DecisionTimeout:
+                return RobotsDecision(
+                    False,
+                    reasons.ROBOTS_DISALLOWED,
+                    deciding.raw if deciding else None,
+                    f"rule evaluation exceeded {DECISION_DEADLINE_S}s on {self.source_url}; "
+                    "refused (fail closed)",
+                )
+            if not (ok_protego and ok_rerp):
+                refusers = [n for n, ok in (("protego", ok_protego), ("rerp", ok_rerp)) if not ok]
+                if deciding is None or deciding.allow:
+                    # Only the first-match parser refused: show the first disallow that matches.
+                    deciding = next(
+                        (r for r in self.rules if not r.allow and glob_match(r.pattern, path)),
+                        deciding,
+                    )
+                found = (
+                    f"line {deciding.line}: {deciding.raw}" if deciding else "(parser-specific)"
+                )
+                return RobotsDecision(
+                    False,
+                    reasons.ROBOTS_DISALLOWED,
+                    found,
+                    f"{self.source_url} group User-agent: {self.group_label}; "
+                    f"refused by {', '.join(refusers)}",
+                )
+        if ai_optout:
+            for group, names in self.ai_groups:
+                rule = longest_match(group.rules, path)
+                if rule is not None and not rule.allow:
+                    return RobotsDecision(
+                        False,
+                        reasons.ROBOTS_AI_OPTOUT,
+                        f"line {rule.line}: {rule.raw}",
+                        f"{self.source_url} blocks AI-training agent(s) "
+                        f"{', '.join(names)} for this path",
+                    )
+        deciding = longest_match(self.rules, path) if self.rules else None
+        return RobotsDecision(
+            True,
+            None,
+            f"line {deciding.line}: {deciding.raw}" if deciding else None,
+            f"{self.source_url} group User-agent: {self.group_label}",
+        )
+
+
+@contextmanager
+def _nullcontext() -> Iterator[None]:
+    yield

@@ -1,0 +1,229 @@
+"""Run one crawl: decide eligibility, wire the gate stack into Scrapy, write the run.
+
+The gate order (downloader middlewares, lower runs first on the way out):
+consent (50) -> robots (60) -> Scrapy's own (retry, redirect, compression ...). Scrapy's
+RobotsTxtMiddleware and OffsiteMiddleware are off: our gates replace them and, unlike them,
+record every refusal.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from scrapy import signals as scrapy_signals
+from scrapy.crawler import CrawlerProcess
+
+from crawler.context import CrawlContext, Registry
+from crawler.spiders.sources import SourceSpider
+from pipeline import reasons
+from pipeline.config import Config, Source
+from pipeline.eligibility import Eligibility, check
+from pipeline.runs import RunWriter
+
+logger = logging.getLogger(__name__)
+
+GATES = {
+    "crawler.downloadermiddlewares.consent.ConsentGateMiddleware": 50,
+    "crawler.downloadermiddlewares.robots.RobotsGateMiddleware": 60,
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+}
+
+
+@dataclass(frozen=True)
+class CrawlPlan:
+    eligible: list[Source]
+    skipped: list[tuple[Source, Eligibility]]
+
+
+def plan_crawl(
+    config: Config,
+    source_ids: list[str] | None,
+    today: date,
+    suspended: frozenset[str] | set[str] = frozenset(),
+) -> CrawlPlan:
+    """Split the requested sources into eligible and skipped (with reasons).
+
+    Unknown ids raise KeyError naming them (the CLI turns that into exit 2).
+    """
+    if source_ids:
+        unknown = [s for s in source_ids if s not in config.sources]
+        if unknown:
+            raise KeyError(
+                f"unknown source id(s): {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(config.sources)) or 'none'})"
+            )
+        chosen = [config.sources[s] for s in dict.fromkeys(source_ids)]
+    else:
+        chosen = list(config.sources.values())
+    eligible, skipped = [], []
+    for source in chosen:
+        verdict = check(source, config.settings, today, suspended=source.id in suspended)
+        if verdict:
+            eligible.append(source)
+        else:
+            skipped.append((source, verdict))
+    return CrawlPlan(eligible, skipped)
+
+
+def scrapy_settings(context: CrawlContext, concurrency: int, log_level: str) -> dict[str, Any]:
+    settings = context.config.settings
+    slots: dict[str, dict[str, float]] = {}
+    for source in context.registry.sources.values():
+        for prefix in source.scope:
+            host = urlsplit(prefix).hostname or ""
+            delay = max(slots.get(host, {}).get("delay", 0.0), source.crawl.download_delay)
+            slots[host] = {"delay": delay}
+    return {
+        "CLEARANCE_CONTEXT": context,
+        "USER_AGENT": settings.user_agent,
+        "ROBOTSTXT_OBEY": False,  # our RobotsGateMiddleware is the gate
+        "DOWNLOADER_MIDDLEWARES": GATES,
+        "SPIDER_MIDDLEWARES": {"scrapy.spidermiddlewares.offsite.OffsiteMiddleware": None},
+        "ITEM_PIPELINES": {"crawler.pipelines.RunWriterPipeline": 100},
+        "CONCURRENT_REQUESTS": concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
+        "CONCURRENT_ITEMS": 8,  # Scrapy's 100 starts 100 tasks per response (upstream #5182)
+        "DOWNLOAD_SLOTS": slots,
+        "DOWNLOAD_DELAY": 0,
+        "DOWNLOAD_MAXSIZE": settings.limits.max_bytes,
+        "DOWNLOAD_WARNSIZE": 0,
+        "DOWNLOAD_TIMEOUT": 30,
+        "REDIRECT_MAX_TIMES": 10,
+        "RETRY_TIMES": 1,
+        "COOKIES_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "LOG_LEVEL": log_level,
+        "DEPTH_LIMIT": 0,  # per source, in the spider
+        "METAREFRESH_ENABLED": False,
+        "DNS_TIMEOUT": 10,
+    }
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("clearance", "scrapy", "twisted", "pyarrow", "pydantic", "pillow", "protego",
+                 "robotexclusionrulesparser", "c2pa-python", "defusedxml", "http-sfv"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def run_crawl(
+    config: Config,
+    data_dir: Path,
+    source_ids: list[str] | None = None,
+    *,
+    today: date | None = None,
+    suspended: frozenset[str] | set[str] = frozenset(),
+    concurrency: int = 16,
+    log_level: str = "WARNING",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Crawl the eligible sources into a new run; return the run.json document.
+
+    Scrapy's reactor runs once per process: call this once per process.
+    """
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    crawl_plan = plan_crawl(config, source_ids, today or started.date(), suspended)
+    writer = RunWriter(Path(data_dir))
+    context = CrawlContext(
+        config=config,
+        registry=Registry(crawl_plan.eligible),
+        writer=writer,
+        signals_off=config.settings.signals.off(),
+    )
+    for source, verdict in crawl_plan.skipped:
+        for url in source.start_urls:
+            context.reject(
+                url, verdict.reason or reasons.CONSENT_INACTIVE, reasons.STAGE_ELIGIBILITY,
+                verdict.message, source_id=source.id,
+            )
+    finish: dict[str, Any] = {}
+    try:
+        if crawl_plan.eligible:
+            _run_scrapy(context, concurrency, log_level, progress, finish)
+        else:
+            finish["reason"] = "nothing to crawl"
+        if "reason" not in finish:
+            raise RuntimeError("the crawl stopped without closing the spider; run discarded")
+    except BaseException:
+        writer.discard()
+        raise
+    elapsed = time.monotonic() - t0
+    pages, images = sum(context.pages.values()), sum(context.images.values())
+    sources: dict[str, Any] = {}
+    for source in crawl_plan.eligible:
+        sources[source.id] = {
+            "status": "crawled",
+            "consent_id": source.consent.id,
+            "consent_sha256": source.consent_sha256,
+            "pages": context.pages[source.id],
+            "items": writer.items_by_source[source.id],
+            "rejections": dict(sorted(writer.rejections_by_source.get(source.id, {}).items())),
+        }
+    for source, verdict in crawl_plan.skipped:
+        sources[source.id] = {"status": "skipped", "reason": verdict.reason,
+                              "message": verdict.message}
+    meta = {
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "finish_reason": finish["reason"],
+        "sources": sources,
+        "config_sha256": config.sha256,
+        "config_files": config.file_sha256,
+        "versions": _versions(),
+        "limits_hit": context.limits_hit,
+        "signals_off": context.signals_off,
+        "timings": {
+            "duration_s": round(elapsed, 3),
+            "crawl_s": round(finish.get("crawl_s", 0.0), 3),
+            "pages": pages,
+            "images": images,
+            "pages_per_s": round(pages / finish["crawl_s"], 2) if finish.get("crawl_s") else 0.0,
+        },
+        "stats": finish.get("stats", {}),
+    }
+    return writer.commit(meta)
+
+
+def _run_scrapy(
+    context: CrawlContext, concurrency: int, log_level: str, progress: bool,
+    finish: dict[str, Any],
+) -> None:
+    process = CrawlerProcess(
+        scrapy_settings(context, concurrency, log_level), install_root_handler=True
+    )
+    crawler = process.create_crawler(SourceSpider)
+    t_open: list[float] = []
+
+    def opened(spider: Any) -> None:
+        t_open.append(time.monotonic())
+
+    def closed(spider: Any, reason: str) -> None:
+        finish["reason"] = reason
+        finish["crawl_s"] = time.monotonic() - (t_open[0] if t_open else time.monotonic())
+        finish["stats"] = {
+            k: v for k, v in sorted(crawler.stats.get_stats().items())
+            if isinstance(v, (int, float, str)) and not k.startswith("start_time")
+        }
+
+    crawler.signals.connect(opened, signal=scrapy_signals.spider_opened)
+    crawler.signals.connect(closed, signal=scrapy_signals.spider_closed)
+    if progress:
+        from crawler.progress import attach_progress
+
+        attach_progress(crawler, context)
+    process.crawl(crawler, context=context)
+    process.start()
