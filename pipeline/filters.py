@@ -1,0 +1,221 @@
+"""Build-stage filters: current consent, licence policy and de-duplication over Arrow tables.
+
+Each filter implements only :meth:`BuildFilter.filter` (one row in, keep or ``(False, reason,
+detail)`` out); the base class materialises just the columns a filter declares, counts
+total/kept/dropped per reason and turns every dropped row into an exclusion row
+(``EXCLUSIONS_SCHEMA``), because exclusions are audit evidence and are always written. The same
+``filter`` functions can later run per batch on a distributed engine.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from typing import Any, ClassVar, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline import reasons
+from pipeline.config import Config
+from pipeline.eligibility import Eligibility, check
+from pipeline.licences import LicenceError, is_allowed
+from pipeline.schema import EXCLUSIONS_SCHEMA
+
+Keep = Literal[True]
+Drop = tuple[Literal[False], str, str | None]
+Verdict = Keep | Drop
+
+
+class BuildFilter:
+    """Base of every build step: subclasses set ``name``/``columns`` and implement ``filter``."""
+
+    name: ClassVar[str] = "filter"
+    columns: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        self.stats: Counter[str] = Counter()
+
+    def prepare(self, table: pa.Table) -> pa.Table:
+        """Reorder the input if the filter needs it (dedupe sorts); the default keeps it."""
+        return table
+
+    def filter(self, row: dict[str, Any]) -> Verdict:
+        raise NotImplementedError
+
+    def __call__(self, table: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """Return (kept rows, exclusion rows) for one table."""
+        table = self.prepare(table)
+        keep: list[bool] = []
+        dropped_reasons: list[str] = []
+        details: list[str | None] = []
+        for row in table.select(list(self.columns)).to_pylist():
+            verdict = self.filter(row)
+            if verdict is True:
+                keep.append(True)
+                continue
+            ok, reason, detail = verdict
+            if ok or reason not in reasons.ALL:
+                raise ValueError(f"{self.name}: bad verdict {verdict!r}")
+            keep.append(False)
+            dropped_reasons.append(reason)
+            details.append(detail)
+            self.stats[f"dropped_{reason}"] += 1
+        self.stats["total"] += table.num_rows
+        self.stats["kept"] += table.num_rows - len(dropped_reasons)
+        mask = pa.array(keep, pa.bool_())
+        excluded = table.filter(pc.invert(mask))
+        return table.filter(mask), exclusion_rows(excluded, dropped_reasons, details)
+
+    def summary(self) -> dict[str, Any]:
+        dropped = {
+            key.removeprefix("dropped_"): n
+            for key, n in sorted(self.stats.items())
+            if key.startswith("dropped_")
+        }
+        return {
+            "name": self.name,
+            "total": self.stats["total"],
+            "kept": self.stats["kept"],
+            "dropped": dropped,
+        }
+
+
+def exclusion_rows(items: pa.Table, reason_codes: list[str], details: list[str | None]) -> pa.Table:
+    """Exclusion rows for dropped item rows; ``at`` is the row's own fetch time, so the same
+    inputs always give the same bytes."""
+    n = items.num_rows
+    return pa.table(
+        {
+            "url": items["url"],
+            "page_url": items["page_url"],
+            "source_id": items["source_id"],
+            "stage": pa.array([reasons.STAGE_BUILD] * n, pa.string()),
+            "reason": pa.array(reason_codes, pa.string()),
+            "detail": pa.array(details, pa.string()),
+            "at": items["fetched_at"],
+            "row_id": items["row_id"],
+            "run_id": items["run_id"],
+        },
+        schema=EXCLUSIONS_SCHEMA,
+    )
+
+
+class ConsentFilter(BuildFilter):
+    """Re-applies the *current* consent and age verification of each row's source.
+
+    A row crawled under a consent record that has since changed (different hash) is kept when
+    the current record is eligible; :attr:`changed` records those rows for manifest.json.
+    """
+
+    name = "consent"
+    columns = ("source_id", "consent_id", "consent_sha256")
+
+    def __init__(self, config: Config, today: date, suspended: frozenset[str] | set[str]):
+        super().__init__()
+        self.config = config
+        self.today = today
+        self.suspended = frozenset(suspended)
+        self.eligibility: dict[str, Eligibility | None] = {}
+        self.changed: dict[str, Counter[tuple[str, str]]] = {}
+
+    def current(self, source_id: str) -> Eligibility | None:
+        if source_id not in self.eligibility:
+            source = self.config.sources.get(source_id)
+            self.eligibility[source_id] = (
+                None
+                if source is None
+                else check(source, self.config.settings, self.today, source_id in self.suspended)
+            )
+        return self.eligibility[source_id]
+
+    def filter(self, row: dict[str, Any]) -> Verdict:
+        source_id = row["source_id"]
+        verdict = self.current(source_id)
+        if verdict is None:
+            return (
+                False,
+                reasons.CONSENT_INACTIVE,
+                f"source {source_id!r} is not in the current config; its consent cannot be checked",
+            )
+        if not verdict.eligible:
+            return False, verdict.reason or reasons.CONSENT_INACTIVE, verdict.message
+        if row["consent_sha256"] != self.config.sources[source_id].consent_sha256:
+            per_source = self.changed.setdefault(source_id, Counter())
+            per_source[(row["consent_id"], row["consent_sha256"])] += 1
+        return True
+
+
+class LicenceFilter(BuildFilter):
+    """Keeps rows whose SPDX expression can be used under ``settings.licences.allow``."""
+
+    name = "licence"
+    columns = ("licence",)
+
+    def __init__(self, allow: list[str]):
+        super().__init__()
+        self.allow = list(allow)
+        self.verdicts: dict[str, Verdict] = {}
+
+    def filter(self, row: dict[str, Any]) -> Verdict:
+        licence = row["licence"]
+        if licence not in self.verdicts:
+            self.verdicts[licence] = self._decide(licence)
+        return self.verdicts[licence]
+
+    def _decide(self, licence: str) -> Verdict:
+        try:
+            allowed = is_allowed(licence, self.allow)
+        except LicenceError as exc:
+            return False, reasons.LICENCE_NOT_ALLOWED, f"invalid SPDX expression: {exc}"
+        if allowed:
+            return True
+        return (
+            False,
+            reasons.LICENCE_NOT_ALLOWED,
+            f"{licence} is not allowed (allow list: {', '.join(self.allow)})",
+        )
+
+
+class DedupeFilter(BuildFilter):
+    """Keeps one row per ``sha256``: the one with the smallest (source_id, url).
+
+    Ties (the same URL crawled in two runs) go to the earliest run, then the earliest fetch, so
+    the choice never depends on input order.
+    """
+
+    name = "dedupe"
+    columns = ("sha256", "source_id", "url", "row_id", "run_id")
+    _ORDER = ("sha256", "source_id", "url", "run_id", "fetched_at", "row_id")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._kept: dict[str, Any] | None = None
+
+    def prepare(self, table: pa.Table) -> pa.Table:
+        return table.sort_by([(column, "ascending") for column in self._ORDER])
+
+    def filter(self, row: dict[str, Any]) -> Verdict:
+        kept = self._kept
+        if kept is not None and kept["sha256"] == row["sha256"]:
+            return (
+                False,
+                reasons.DUPLICATE,
+                f"same sha256 as kept row_id {kept['row_id']} "
+                f"({kept['source_id']} {kept['url']}, run {kept['run_id']})",
+            )
+        self._kept = row
+        return True
+
+
+def default_filters(
+    config: Config, today: date, suspended: frozenset[str] | set[str]
+) -> list[BuildFilter]:
+    """The build chain, in order. Dedupe runs last so that a duplicate of a row excluded for
+    consent or licence reasons never displaces an admissible one; takedowns belong between
+    consent and licence, as one more :class:`BuildFilter`."""
+    return [
+        ConsentFilter(config, today, suspended),
+        LicenceFilter(config.settings.licences.allow),
+        DedupeFilter(),
+    ]
