@@ -1,0 +1,223 @@
+"""Operational state in ``data/state.sqlite``: scheduled runs, suspensions, the run registry.
+
+SQLite in WAL mode, created on demand, with a ``schema_version`` table so later versions can
+migrate it. Each call opens its own short connection, so a :class:`State` can be shared by
+threads and processes (the scheduler, a crawl, the CLI) without holding the database open.
+Times are stored as ISO-8601 UTC text.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "state.sqlite"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS schedule_runs (
+    source_id TEXT NOT NULL,
+    run_id TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS schedule_runs_source ON schedule_runs (source_id, started_at);
+CREATE TABLE IF NOT EXISTS suspensions (
+    id INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    suspended_at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    resumed_at TEXT,
+    reviewed_by TEXT,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS suspensions_open ON suspensions (source_id, resumed_at);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    registered_at TEXT NOT NULL,
+    meta TEXT NOT NULL
+);
+"""
+
+
+class StateError(ValueError):
+    """A state change that is not allowed (e.g. resuming a source that is not suspended)."""
+
+
+@dataclass(frozen=True)
+class Suspension:
+    source_id: str
+    suspended_at: datetime
+    reason: str
+    resumed_at: datetime | None = None
+    reviewed_by: str | None = None
+    note: str | None = None
+
+
+def _utc(value: datetime | None = None) -> str:
+    value = value or datetime.now(UTC)
+    if value.tzinfo is None:
+        raise ValueError(f"timestamps must be timezone-aware, got {value!r}")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")  # sorts as text
+
+
+def _parse(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+class State:
+    """The state database at ``path`` (usually ``<data dir>/state.sqlite``)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # persistent; cannot run inside a transaction
+        with self._connect(write=True) as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+            if row[0] is None:
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] > SCHEMA_VERSION:
+                raise StateError(
+                    f"{self.path}: state schema version {row[0]} is newer than this "
+                    f"Clearance understands ({SCHEMA_VERSION}); upgrade Clearance"
+                )
+
+    @classmethod
+    def in_data_dir(cls, data_dir: str | Path) -> State:
+        return cls(Path(data_dir) / STATE_FILE)
+
+    @contextmanager
+    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A short connection; ``write`` wraps the block in one BEGIN IMMEDIATE transaction so
+        check-then-insert steps (suspend, resume) cannot interleave across processes."""
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            if not write:
+                yield db
+                return
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            db.close()
+
+    # ------------------------------------------------------------------ scheduled runs
+
+    def record_run(
+        self,
+        source_id: str,
+        run_id: str | None,
+        started_at: datetime,
+        finished_at: datetime | None,
+        status: str,
+    ) -> None:
+        with self._connect(write=True) as db:
+            db.execute(
+                "INSERT INTO schedule_runs VALUES (?, ?, ?, ?, ?)",
+                (
+                    source_id,
+                    run_id,
+                    _utc(started_at),
+                    None if finished_at is None else _utc(finished_at),
+                    status,
+                ),
+            )
+
+    def last_run(self, source_id: str) -> datetime | None:
+        """Start time of the source's latest recorded run, whatever its status."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT max(started_at) FROM schedule_runs WHERE source_id = ?", (source_id,)
+            ).fetchone()
+        return _parse(row[0])
+
+    # ------------------------------------------------------------------ suspensions
+
+    def suspend(self, source_id: str, reason: str) -> bool:
+        """Suspend a source until a person resumes it; False if it already was suspended."""
+        with self._connect(write=True) as db:
+            if self._open_suspension(db, source_id) is not None:
+                return False
+            db.execute(
+                "INSERT INTO suspensions (source_id, suspended_at, reason) VALUES (?, ?, ?)",
+                (source_id, _utc(), reason),
+            )
+        return True
+
+    def resume(self, source_id: str, reviewed_by: str, note: str) -> Suspension:
+        """Lift a suspension, recording who reviewed it and why."""
+        if not reviewed_by.strip() or not note.strip():
+            raise StateError("resuming a source needs a reviewer name and a note")
+        with self._connect(write=True) as db:
+            open_id = self._open_suspension(db, source_id)
+            if open_id is None:
+                raise StateError(f"source {source_id!r} is not suspended")
+            db.execute(
+                "UPDATE suspensions SET resumed_at = ?, reviewed_by = ?, note = ? WHERE id = ?",
+                (_utc(), reviewed_by, note, open_id),
+            )
+        return self.suspensions(source_id)[-1]
+
+    def suspended_ids(self) -> set[str]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT DISTINCT source_id FROM suspensions WHERE resumed_at IS NULL"
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def suspensions(self, source_id: str | None = None) -> list[Suspension]:
+        """Suspension history, oldest first (all sources, or one)."""
+        query = (
+            "SELECT source_id, suspended_at, reason, resumed_at, reviewed_by, note FROM suspensions"
+        )
+        args: tuple[str, ...] = ()
+        if source_id is not None:
+            query += " WHERE source_id = ?"
+            args = (source_id,)
+        with self._connect() as db:
+            rows = db.execute(query + " ORDER BY id", args).fetchall()
+        return [
+            Suspension(sid, datetime.fromisoformat(at), reason, _parse(back), who, note)
+            for sid, at, reason, back, who, note in rows
+        ]
+
+    @staticmethod
+    def _open_suspension(db: sqlite3.Connection, source_id: str) -> int | None:
+        row = db.execute(
+            "SELECT id FROM suspensions WHERE source_id = ? AND resumed_at IS NULL",
+            (source_id,),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    # ------------------------------------------------------------------ run registry
+
+    def register_run(self, run_id: str, meta: dict[str, Any]) -> None:
+        """Record a completed run (its run.json content); re-registering replaces the meta."""
+        blob = json.dumps(meta, sort_keys=True, default=str)
+        with self._connect(write=True) as db:
+            db.execute(
+                "INSERT INTO runs (run_id, registered_at, meta) VALUES (?, ?, ?) "
+                "ON CONFLICT (run_id) DO UPDATE SET meta = excluded.meta",
+                (run_id, _utc(), blob),
+            )
+
+    def registered_runs(self) -> dict[str, dict[str, Any]]:
+        with self._connect() as db:
+            rows = db.execute("SELECT run_id, meta FROM runs ORDER BY run_id").fetchall()
+        return {run_id: json.loads(meta) for run_id, meta in rows}
