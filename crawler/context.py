@@ -1,8 +1,9 @@
 """The crawl's shared state: eligible sources by scope, the run writer, the rejection log.
 
-One :class:`CrawlContext` is made by :mod:`crawler.runner` per crawl and handed to every
-component through the ``CLEARANCE_CONTEXT`` setting, so the gates, the spider and the item
-pipeline agree on one registry and write to one run.
+One :class:`CrawlContext` is made by :mod:`crawler.runner` per crawl and attached to the
+Scrapy crawler (:func:`attach`) before its components are built, so the gates, the spider and
+the item pipeline agree on one registry and write to one run. (Not a setting: Scrapy copies
+settings, and the context holds open Parquet writers.)
 """
 
 from __future__ import annotations
@@ -18,6 +19,23 @@ from pipeline.runs import RunWriter
 from pipeline.scope import is_policy_url, url_in_prefixes
 
 logger = logging.getLogger(__name__)
+
+
+_ATTR = "clearance_context"
+
+
+def attach(crawler: Any, context: CrawlContext) -> None:
+    setattr(crawler, _ATTR, context)
+
+
+def context_of(crawler: Any) -> CrawlContext:
+    context = getattr(crawler, _ATTR, None)
+    if context is None:
+        raise RuntimeError(
+            "Clearance components need a CrawlContext attached to the crawler "
+            "(crawler.context.attach); refusing to run without the consent registry"
+        )
+    return context
 
 
 class Registry:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from crawler.context import context_of
+
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
@@ -16,7 +18,7 @@ class RunWriterPipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RunWriterPipeline:
-        return cls(crawler.settings["CLEARANCE_CONTEXT"])
+        return cls(context_of(crawler))
 
     def process_item(self, item: dict[str, Any]) -> dict[str, Any]:
         self.context.add_item(item)

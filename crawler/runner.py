@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from scrapy import signals as scrapy_signals
 from scrapy.crawler import CrawlerProcess
 
-from crawler.context import CrawlContext, Registry
+from crawler.context import CrawlContext, Registry, attach
 from crawler.spiders.sources import SourceSpider
 from pipeline import reasons
 from pipeline.config import Config, Source
@@ -83,12 +83,11 @@ def scrapy_settings(context: CrawlContext, concurrency: int, log_level: str) -> 
             delay = max(slots.get(host, {}).get("delay", 0.0), source.crawl.download_delay)
             slots[host] = {"delay": delay}
     return {
-        "CLEARANCE_CONTEXT": context,
         "USER_AGENT": settings.user_agent,
         "ROBOTSTXT_OBEY": False,  # our RobotsGateMiddleware is the gate
         "DOWNLOADER_MIDDLEWARES": GATES,
-        "SPIDER_MIDDLEWARES": {"scrapy.spidermiddlewares.offsite.OffsiteMiddleware": None},
         "ITEM_PIPELINES": {"crawler.pipelines.RunWriterPipeline": 100},
+        "DUPEFILTER_CLASS": "crawler.dupefilter.LoopRecordingDupeFilter",
         "CONCURRENT_REQUESTS": concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
         "CONCURRENT_ITEMS": 8,  # Scrapy's 100 starts 100 tasks per response (upstream #5182)
@@ -206,6 +205,7 @@ def _run_scrapy(
         scrapy_settings(context, concurrency, log_level), install_root_handler=True
     )
     crawler = process.create_crawler(SourceSpider)
+    attach(crawler, context)
     t_open: list[float] = []
 
     def opened(spider: Any) -> None:

@@ -15,7 +15,7 @@ from scrapy import Request
 from scrapy.http import Response
 from scrapy.utils.httpobj import urlparse_cached
 
-from crawler.context import CrawlContext
+from crawler.context import CrawlContext, context_of
 from crawler.exceptions import Refused
 from crawler.netguard import Resolver, non_public
 from pipeline import reasons
@@ -39,10 +39,7 @@ class ConsentGateMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ConsentGateMiddleware:
-        context = crawler.settings.get("CLEARANCE_CONTEXT")
-        if context is None:
-            raise RuntimeError("ConsentGateMiddleware needs CLEARANCE_CONTEXT; refusing to run")
-        return cls(crawler, context)
+        return cls(crawler, context_of(crawler))
 
     async def process_request(self, request: Request) -> None:
         url = request.url

@@ -21,7 +21,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
-from crawler.context import CrawlContext
+from crawler.context import CrawlContext, context_of
 from crawler.downloadermiddlewares.consent import META_PAGE, META_POLICY, META_SOURCE
 from crawler.exceptions import Refused
 from crawler.robots import ROBOTS_MAX_BYTES, RobotsPolicy
@@ -72,10 +72,7 @@ class RobotsGateMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> RobotsGateMiddleware:
-        context = crawler.settings.get("CLEARANCE_CONTEXT")
-        if context is None:
-            raise RuntimeError("RobotsGateMiddleware needs CLEARANCE_CONTEXT; refusing to run")
-        return cls(crawler, context)
+        return cls(crawler, context_of(crawler))
 
     async def process_request(self, request: Request) -> None:
         if request.meta.get(META_POLICY):

@@ -1,0 +1,66 @@
+"""`clearance init` and `clearance validate`."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import click
+
+from pipeline.cli import EXIT_BAD_INPUT, Env, cli, emit_json, fail
+from pipeline.eligibility import check
+from pipeline.starter import write_starter
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Write a commented starter configs/ into DIRECTORY (default: here).
+
+    \b
+    Example:
+      clearance init my-project && cd my-project && clearance validate
+    """
+    try:
+        written = write_starter(directory / "configs")
+    except FileExistsError as exc:
+        fail(f"refusing to overwrite existing file(s): {exc}", EXIT_BAD_INPUT)
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def validate(env: Env, as_json: bool) -> None:
+    """Validate every config file; exit 2 with `file: key: problem` lines on error.
+
+    Well-formed but ineligible sources (expired, revoked, suspended, lapsed age verification)
+    are warnings: `crawl` skips them with the same reason.
+
+    \b
+    Example:
+      clearance --config configs validate
+    """
+    config = env.config()
+    today = date.today()
+    suspended = env.state().suspended_ids() if (env.data_dir / "state.sqlite").exists() else set()
+    rows = []
+    for source in config.sources.values():
+        verdict = check(source, config.settings, today, suspended=source.id in suspended)
+        rows.append({"source": source.id, "eligible": bool(verdict), "reason": verdict.reason,
+                     "message": verdict.message})
+        if not verdict and not as_json:
+            click.echo(
+                f"{config.root.name}/sources/{source.id}.yaml: consent: warning: "
+                f"{verdict.message} ({verdict.reason}); crawl will skip it",
+                err=True,
+            )
+    if as_json:
+        emit_json({"ok": True, "config_dir": str(config.root), "sources": rows})
+        return
+    eligible = sum(1 for r in rows if r["eligible"])
+    click.echo(
+        f"{config.root}: OK: clearance.yaml and {len(rows)} source(s); "
+        f"{eligible} eligible, {len(rows) - eligible} skipped by crawl"
+    )

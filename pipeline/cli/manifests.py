@@ -1,0 +1,80 @@
+"""`clearance build` and `clearance report`: work from runs alone (no crawler import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.cli import EXIT_BAD_INPUT, EXIT_FAILED, Env, cli, emit_json, fail
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--runs", "run_ids", multiple=True, metavar="ID",
+              help="Runs to build from (repeatable; default: every completed run).")
+@click.option("--json", "as_json", is_flag=True, help="Print the build result as JSON.")
+@click.pass_obj
+def build(env: Env, name: str, run_ids: tuple[str, ...], as_json: bool) -> None:
+    """Build a new version of manifest NAME from runs; print its path.
+
+    Current consent is re-applied (a source revoked or expired since the crawl drops out), the
+    licence allow list applied, duplicates removed by sha256; the version is committed
+    atomically.
+
+    \b
+    Example:
+      clearance build my-set --runs 20261121T101500Z-ab12cd
+    """
+    from pipeline.build import build_manifest
+
+    config = env.config()
+    suspended = env.state().suspended_ids()
+    try:
+        result = build_manifest(config, env.data_dir, name, list(run_ids) or None,
+                                suspended=suspended)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    except Exception as exc:  # noqa: BLE001 - the edge
+        fail(f"build failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+    if as_json:
+        emit_json({"name": result.name, "version": result.version, "path": str(result.path),
+                   "counts": result.counts})
+        return
+    c = result.counts
+    click.echo(f"{result.path}")
+    click.echo(f"  v{result.version}: {c['kept']} rows kept, {c['excluded']} excluded "
+               f"of {c['candidates']} candidates")
+
+
+@cli.command()
+@click.argument("ref", metavar="NAME[@vN]")
+@click.option("--format", "fmt", required=True, help="Report format (see below).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to FILE instead of stdout.")
+@click.pass_obj
+def report(env: Env, ref: str, fmt: str, out: Path | None) -> None:
+    """Provenance report for a manifest version (latest unless @vN is given).
+
+    \b
+    Formats available: md, json. Planned: html, croissant, eu-summary, attribution.
+    Example:
+      clearance report my-set@v2 --format md --out report.md
+    """
+    from pipeline.report import FORMATS, PLANNED_FORMATS, render_report
+
+    if fmt not in FORMATS:
+        planned = f" ({fmt} is planned, not built yet)" if fmt in PLANNED_FORMATS else ""
+        fail(f"--format: unknown format {fmt!r}{planned}; available: {', '.join(FORMATS)}",
+             EXIT_BAD_INPUT)
+    try:
+        text = render_report(env.data_dir, ref, fmt)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    if out is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    click.echo(f"wrote {out}", err=True)
