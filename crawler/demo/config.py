@@ -291,9 +291,11 @@ def write_demo_configs(config_dir: Path, base_url: str, today: date | None = Non
             settings,
             SETTINGS_COMMENTS,
             header=(
-                "Clearance settings for the bundled demo site (see DESIGN.md, configs/).\n"
-                f"Sources crawl {base}/; `clearance demo` writes its own copy with the\n"
-                "port it actually serves on."
+                "Clearance settings for the bundled demo site (DESIGN.md: public contract).\n"
+                f"The sources crawl {base}/. To crawl this copy by hand, serve the site\n"
+                "there: `python -m crawler.demo.server --port 8000`. `clearance demo` writes a\n"
+                "fresh copy (its own port, dates relative to the day it runs); so does\n"
+                "`python -m crawler.demo.config DIR BASE_URL`."
             ),
         ),
         encoding="utf-8",
@@ -319,7 +321,7 @@ def write_demo_configs(config_dir: Path, base_url: str, today: date | None = Non
             f"{base}/borealis/",
             [f"{base}/borealis/"],
             today - timedelta(days=60),
-            today + timedelta(days=365),
+            today + timedelta(days=730),
             today - timedelta(days=60),
             None,
             "30 4 * * *",

@@ -354,9 +354,14 @@ def serve_directory(root: str | Path) -> tuple[str, Callable[[], None], AccessLo
     return server.base_url, server.stop, server.requests
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m crawler.demo.server [--port 8000] [--root DIR]``: serve the demo site."""
     import argparse
+    import signal
     import tempfile
 
     from crawler.demo.site import generate_site
@@ -371,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             generate_site(root)
         server = LocalServer(root, port=args.port).start()
         print(f"serving {root} at {server.base_url}/ (Ctrl-C to stop)", flush=True)
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
         try:
             while True:
                 time.sleep(3600)
