@@ -7,7 +7,9 @@ counts as permission: parse failures give ``decision="deny"`` with ``error`` set
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 ALLOW = "allow"  # the signal was read and permits use
 DENY = "deny"  # the signal was read and refuses use (or could not be read: fail closed)
@@ -37,3 +39,40 @@ class SignalResult:
             "decision": self.decision,
             "detail": self.detail,
         }
+
+
+def header_values(headers: Mapping[Any, Any] | None, name: str) -> list[str]:
+    """Every value of header ``name`` (case-insensitive), in order, decoded as latin-1 text.
+
+    Accepts a plain ``dict[str, str]``, bytes keys or values, and list values (Scrapy's
+    ``Headers.items()`` and ``getlist()`` shape), so a parser sees each field line separately
+    instead of one value that a client has already joined or truncated to the last line.
+    """
+    if not headers:
+        return []
+    wanted = name.lower()
+    found: list[str] = []
+    for key, value in headers.items():
+        key_text = key.decode("latin-1") if isinstance(key, bytes | bytearray) else str(key)
+        if key_text.strip().lower() != wanted:
+            continue
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            if item is None:
+                continue
+            found.append(
+                item.decode("latin-1") if isinstance(item, bytes | bytearray) else str(item)
+            )
+    return found
+
+
+def unreadable(check: str, reason: str, detail: str, found: str | None = None) -> SignalResult:
+    """A signal that could not be read: refuse, and say why (never counts as permission)."""
+    return SignalResult(check, DENY, found=found, reason=reason, detail=detail, error=True)
+
+
+def clip(text: str | None, limit: int = 500) -> str | None:
+    """Evidence stored in a row is bounded: long raw values keep their head and their length."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text)} chars]"
