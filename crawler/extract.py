@@ -71,7 +71,8 @@ def find_images(sel: Selector, base: str) -> list[FoundImage]:
     seen: set[str] = set()
     for img in sel.css("img"):
         candidates = _srcset(img.attrib.get("srcset"))
-        picture = img.xpath("parent::picture")
+        # libxml2 does not know <source> is void and may nest the <img> inside it.
+        picture = img.xpath("ancestor::picture[1]")
         if picture:
             for source in picture.css("source"):
                 candidates += _srcset(source.attrib.get("srcset"))

@@ -67,7 +67,9 @@ def inspect_image(body: bytes, max_pixels: int) -> ImageFacts:
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected(reasons.TOO_LARGE, f"decompression bomb: {exc}") from None
+        raise ImageRejected(
+            reasons.TOO_LARGE, f"decompression bomb (limits.max_pixels={max_pixels}): {exc}"
+        ) from None
     except UnidentifiedImageError:
         raise ImageRejected(
             reasons.NOT_AN_IMAGE, f"not a recognised image ({', '.join(FORMATS)})"

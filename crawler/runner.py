@@ -87,6 +87,7 @@ def scrapy_settings(context: CrawlContext, concurrency: int, log_level: str) -> 
         "ROBOTSTXT_OBEY": False,  # our RobotsGateMiddleware is the gate
         "DOWNLOADER_MIDDLEWARES": GATES,
         "ITEM_PIPELINES": {"crawler.pipelines.RunWriterPipeline": 100},
+        "EXTENSIONS": {"crawler.extensions.sizeguard.SizeGuard": 0},
         "DUPEFILTER_CLASS": "crawler.dupefilter.LoopRecordingDupeFilter",
         "CONCURRENT_REQUESTS": concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,

@@ -24,6 +24,7 @@ from crawler.context import CrawlContext
 from crawler.downloadermiddlewares.consent import META_PAGE, META_SOURCE
 from crawler.downloadermiddlewares.robots import META_SIGNALS
 from crawler.exceptions import Refused
+from crawler.extensions.sizeguard import META_TOO_LARGE
 from crawler.extract import find_images, find_licence_links, find_links
 from crawler.images import ImageRejected, inspect_image
 from crawler.signals import OFF
@@ -207,13 +208,17 @@ class SourceSpider(Spider):
             return  # the gate already wrote the rejection row
         request = failure.request  # type: ignore[attr-defined]
         exc = failure.value
-        if isinstance(exc, HttpError):
+        if request.meta.get(META_TOO_LARGE):
+            reason, detail = reasons.TOO_LARGE, request.meta[META_TOO_LARGE]
+        elif isinstance(exc, HttpError):
             reason, detail = reasons.FETCH_FAILED, f"HTTP {exc.response.status}"
         else:
             message = str(exc)
             name = type(exc).__name__
-            if "max size" in message:
-                reason, detail = reasons.TOO_LARGE, message.split(" in request ")[0]
+            if "max size" in message or "DOWNLOAD_MAXSIZE" in message:
+                reason = reasons.TOO_LARGE
+                detail = message.split(" in request ")[0].replace(
+                    "DOWNLOAD_MAXSIZE", "limits.max_bytes")
             else:
                 reason, detail = reasons.FETCH_FAILED, f"{name}: {message}".strip(": ")
         self.context.reject(
