@@ -31,15 +31,20 @@ def _line(context: CrawlContext) -> Text:
 def attach_progress(crawler: Crawler, context: CrawlContext) -> None:
     console = Console(stderr=True)
     live = Live(_line(context), console=console, refresh_per_second=4, transient=True)
-    loop = LoopingCall(lambda: live.update(_line(context)))
+    loops: list[LoopingCall] = []
 
     def opened(spider: object) -> None:
+        # Made here, not above: LoopingCall() imports the default reactor, which must not be
+        # installed before Scrapy installs its own.
+        loop = LoopingCall(lambda: live.update(_line(context)))
+        loops.append(loop)
         live.start()
         loop.start(0.25, now=True)
 
     def closed(spider: object, reason: str) -> None:
-        if loop.running:
-            loop.stop()
+        for loop in loops:
+            if loop.running:
+                loop.stop()
         live.stop()
         console.print(_line(context))
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -153,3 +154,29 @@ def schedule_run(env: Env, once: bool, max_iterations: int | None, concurrency: 
                     if e.next_due is not None and e.eligible]
         wait = min((t - now).total_seconds() for t in upcoming) if upcoming else 3600.0
         time.sleep(min(max(wait, 1.0), 3600.0))
+
+
+@cli.command()
+@click.argument("directory", default="clearance-demo",
+                type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def demo(directory: Path, as_json: bool) -> None:
+    """Serve the bundled sample site on 127.0.0.1, then validate, crawl, build and report.
+
+    Everything goes into DIRECTORY (default ./clearance-demo): the site, its configs, the
+    run, the manifest and report.md. Nothing leaves 127.0.0.1.
+
+    \b
+    Example:
+      clearance demo /tmp/clearance-demo
+    """
+    from crawler.demo.run import DemoError, run_demo
+
+    try:
+        summary = run_demo(directory)
+    except DemoError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    if as_json:
+        emit_json(summary)
+    if summary["leaked"]:
+        fail("the server was asked for paths outside consent: " + ", ".join(summary["leaked"]))

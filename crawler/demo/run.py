@@ -1,0 +1,132 @@
+"""`clearance demo`: the whole flow on the bundled sample site, start to finish.
+
+generate site -> serve on 127.0.0.1 -> write configs -> validate -> crawl -> build -> report,
+then a summary of what was kept, what was excluded and why, what the server was never asked
+for, and where the files are.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.table import Table
+
+from crawler.demo.config import write_demo_configs
+from crawler.demo.server import serve_directory
+from crawler.demo.site import NEVER_REQUESTED, generate_site
+from crawler.runner import plan_crawl, run_crawl
+from pipeline.build import build_manifest
+from pipeline.config import load_config
+from pipeline.report import render_report
+
+MARKER = ".clearance-demo"
+MANIFEST = "demo"
+
+
+class DemoError(Exception):
+    """The demo cannot run in the given directory."""
+
+
+def prepare(directory: Path) -> None:
+    """Use an empty or earlier demo directory; never clear anything else."""
+    if directory.exists() and any(directory.iterdir()) and not (directory / MARKER).exists():
+        raise DemoError(
+            f"{directory}: not empty and not a Clearance demo directory; "
+            "choose a new or empty directory"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("site", "configs", "data"):
+        shutil.rmtree(directory / name, ignore_errors=True)
+    (directory / MARKER).write_text("made by `clearance demo`; safe to delete\n")
+
+
+def run_demo(directory: Path, console: Console | None = None) -> dict[str, Any]:
+    console = console or Console(stderr=True)
+    directory = directory.resolve()
+    prepare(directory)
+    site, configs, data = directory / "site", directory / "configs", directory / "data"
+    with console.status("generating the sample site"):
+        generate_site(site)
+    base_url, stop, access_log = serve_directory(site)
+    try:
+        console.print(f"[bold]1. serve[/] sample site at {base_url}/ (127.0.0.1 only)")
+        write_demo_configs(configs, base_url)
+        config = load_config(configs)
+        plan = plan_crawl(config, None, date.today())
+        console.print(f"[bold]2. validate[/] {configs}: OK, {len(config.sources)} sources")
+        for source, verdict in plan.skipped:
+            console.print(f"   skipped {source.id}: {verdict.message} ({verdict.reason})")
+        console.print("[bold]3. crawl[/] eligible: " + ", ".join(s.id for s in plan.eligible))
+        run = run_crawl(config, data, progress=True)
+    finally:
+        stop()
+    result = build_manifest(config, data, MANIFEST)
+    console.print(f"[bold]4. build[/] {result.path}")
+    report_md = directory / "report.md"
+    report_md.write_text(render_report(data, MANIFEST, "md"), encoding="utf-8")
+    (directory / "report.json").write_text(render_report(data, MANIFEST, "json"),
+                                           encoding="utf-8")
+    console.print(f"[bold]5. report[/] {report_md}")
+    paths = [record.path for record in access_log]
+    leaked = [p for p in paths if p.startswith(NEVER_REQUESTED)]
+    summary = _summary(console, run, result, data, paths, leaked)
+    console.print("\n[bold]Files[/]")
+    for label, path in (
+        ("run", data / "runs" / run["run_id"]),
+        ("manifest rows", result.path / "data"),
+        ("build exclusions", result.path / "audit" / "exclusions.parquet"),
+        ("manifest.json", result.path / "manifest.json"),
+        ("report", report_md),
+        ("configs", configs),
+    ):
+        console.print(f"  {label:<17} {path}")
+    return summary
+
+
+def _summary(
+    console: Console, run: dict[str, Any], result: Any, data: Path, paths: list[str],
+    leaked: list[str],
+) -> dict[str, Any]:
+    rows = pq.read_table(result.path / "data").to_pylist()
+    kept = Table(title=f"Kept: {len(rows)} images", title_justify="left")
+    for column in ("source", "licence", "from", "image"):
+        kept.add_column(column)
+    for row in rows:
+        kept.add_row(row["source_id"], row["licence"], row["licence_source"],
+                     row["url"].split("/", 3)[-1])
+    console.print(kept)
+
+    crawl_rej = pq.read_table(data / "runs" / run["run_id"] / "rejections.parquet").to_pylist()
+    build_rej = pq.read_table(result.path / "audit" / "exclusions.parquet").to_pylist()
+    excluded = Table(title=f"Excluded: {len(crawl_rej) + len(build_rej)}", title_justify="left")
+    for column in ("stage", "reason", "count", "example"):
+        excluded.add_column(column)
+    by_reason: Counter[tuple[str, str]] = Counter()
+    example: dict[tuple[str, str], str] = {}
+    for stage, rejections in (("crawl", crawl_rej), ("build", build_rej)):
+        for r in rejections:
+            key = (stage, r["reason"])
+            by_reason[key] += 1
+            example.setdefault(key, f"{r['url'].split('/', 3)[-1]}: {r['detail'] or ''}"[:90])
+    for (stage, reason), count in sorted(by_reason.items()):
+        excluded.add_row(stage, reason, str(count), example[(stage, reason)])
+    console.print(excluded)
+    verdict = "[green]none[/]" if not leaked else f"[red]{len(leaked)}: {leaked}[/]"
+    console.print(
+        f"Server access log: {len(paths)} requests; to out-of-scope, robots-disallowed, "
+        f"AI-opt-out or lapsed paths: {verdict}"
+    )
+    return {
+        "run_id": run["run_id"],
+        "manifest": str(result.path),
+        "kept": len(rows),
+        "excluded_by_reason": {f"{s}:{r}": n for (s, r), n in sorted(by_reason.items())},
+        "requests": len(paths),
+        "leaked": leaked,
+    }

@@ -1,0 +1,44 @@
+"""`clearance demo` end to end, as the README's quick start runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+
+def test_demo_runs_end_to_end_and_never_leaves_consent(tmp_path: Path):
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "demo", str(tmp_path / "demo"), "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert time.monotonic() - started < 60
+    summary = json.loads(proc.stdout)
+    assert summary["leaked"] == []
+    assert summary["kept"] > 10
+    reasons = summary["excluded_by_reason"]
+    for key in ("crawl:out_of_scope", "crawl:robots_disallowed", "crawl:robots_ai_optout",
+                "crawl:consent_inactive", "crawl:no_licence", "crawl:not_an_image",
+                "crawl:too_large", "build:duplicate", "build:licence_not_allowed"):
+        assert reasons.get(key, 0) >= 1, (key, reasons)
+    manifest = Path(summary["manifest"])
+    assert pq.read_table(manifest / "data").num_rows == summary["kept"]
+    assert "Kept" in proc.stderr and "Excluded" in proc.stderr
+    assert (tmp_path / "demo" / "report.md").read_text().strip()
+
+
+def test_demo_refuses_a_directory_it_did_not_make(tmp_path: Path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "demo", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 2
+    assert "not a Clearance demo directory" in proc.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
