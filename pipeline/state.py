@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 
 STATE_FILE = "state.sqlite"
 SCHEMA_VERSION = 1
+_TIMEOUT = 30.0  # seconds to wait for another writer
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -79,8 +81,7 @@ class State:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")  # persistent; cannot run inside a transaction
+        self._enable_wal()
         with self._connect(write=True) as db:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -94,6 +95,21 @@ class State:
                     f"Clearance understands ({SCHEMA_VERSION}); upgrade Clearance"
                 )
 
+    def _enable_wal(self) -> None:
+        """Switch to WAL once (it persists). The switch needs an exclusive lock and SQLite does
+        not wait for it, so concurrent first openers retry instead of failing."""
+        deadline = time.monotonic() + _TIMEOUT
+        while True:
+            try:
+                with self._connect() as db:
+                    if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
     @classmethod
     def in_data_dir(cls, data_dir: str | Path) -> State:
         return cls(Path(data_dir) / STATE_FILE)
@@ -102,7 +118,7 @@ class State:
     def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
         """A short connection; ``write`` wraps the block in one BEGIN IMMEDIATE transaction so
         check-then-insert steps (suspend, resume) cannot interleave across processes."""
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=_TIMEOUT, isolation_level=None)
         try:
             if not write:
                 yield db
