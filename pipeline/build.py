@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from pipeline import SCHEMA_VERSION, reasons
 from pipeline.config import Config
 from pipeline.eligibility import check
-from pipeline.filters import BuildFilter, ConsentFilter, default_filters
+from pipeline.filters import BuildFilter, default_filters
 from pipeline.manifests import (
     AUDIT_DIR,
     DATA_DIR,
@@ -106,7 +106,6 @@ def build_manifest(
             f"conservation check failed: {counts['candidates']} candidates != "
             f"{counts['kept']} kept + {counts['excluded']} excluded; nothing was committed"
         )
-    consent = next((f for f in filters if isinstance(f, ConsentFilter)), None)
     manifest: dict[str, Any] = {
         "name": name,
         "schema_version": SCHEMA_VERSION,
@@ -120,7 +119,7 @@ def build_manifest(
         "counts": counts,
         "filters": [f.summary() for f in filters],
         "sources": _sources(config, today, suspended, runs, candidates),
-        "consent_changed": _consent_changed(config, consent),
+        "consent_changed": _consent_changed(config, kept),
         "notes": [] if runs else ["no completed runs were given: this version has no rows"],
     }
 
@@ -281,26 +280,33 @@ def _sources(
     return out
 
 
-def _consent_changed(config: Config, consent: ConsentFilter | None) -> list[dict[str, Any]]:
-    """Rows that passed the consent check although crawled under an earlier consent record."""
-    changed: list[dict[str, Any]] = []
-    for source_id, seen in sorted(consent.changed.items() if consent else []):
-        current = config.sources[source_id]
-        changed.append(
-            {
-                "source_id": source_id,
-                "rows": sum(seen.values()),
-                "current": {
-                    "consent_id": current.consent.id,
-                    "consent_sha256": current.consent_sha256,
-                },
-                "crawled_under": [
-                    {"consent_id": cid, "consent_sha256": sha, "rows": n}
-                    for (cid, sha), n in sorted(seen.items())
-                ],
-            }
-        )
-    return changed
+def _consent_changed(config: Config, kept: pa.Table) -> list[dict[str, Any]]:
+    """Kept rows crawled under a consent record other than the current one (still eligible)."""
+    keys = ["source_id", "consent_id", "consent_sha256"]
+    groups = kept.group_by(keys).aggregate([([], "count_all")]).to_pylist()
+    seen: dict[str, list[dict[str, Any]]] = {}
+    for group in sorted(groups, key=lambda g: tuple(g[k] for k in keys)):
+        current = config.sources[group["source_id"]]
+        if group["consent_sha256"] != current.consent_sha256:
+            seen.setdefault(group["source_id"], []).append(
+                {
+                    "consent_id": group["consent_id"],
+                    "consent_sha256": group["consent_sha256"],
+                    "rows": group["count_all"],
+                }
+            )
+    return [
+        {
+            "source_id": source_id,
+            "rows": sum(u["rows"] for u in under),
+            "current": {
+                "consent_id": config.sources[source_id].consent.id,
+                "consent_sha256": config.sources[source_id].consent_sha256,
+            },
+            "crawled_under": under,
+        }
+        for source_id, under in sorted(seen.items())
+    ]
 
 
 def _remove_stale_tmp(root: Path) -> None:

@@ -105,11 +105,11 @@ class ConsentFilter(BuildFilter):
     """Re-applies the *current* consent and age verification of each row's source.
 
     A row crawled under a consent record that has since changed (different hash) is kept when
-    the current record is eligible; :attr:`changed` records those rows for manifest.json.
+    the current record is eligible; the build records such rows in manifest.json.
     """
 
     name = "consent"
-    columns = ("source_id", "consent_id", "consent_sha256")
+    columns = ("source_id",)
 
     def __init__(self, config: Config, today: date, suspended: frozenset[str] | set[str]):
         super().__init__()
@@ -117,7 +117,6 @@ class ConsentFilter(BuildFilter):
         self.today = today
         self.suspended = frozenset(suspended)
         self.eligibility: dict[str, Eligibility | None] = {}
-        self.changed: dict[str, Counter[tuple[str, str]]] = {}
 
     def current(self, source_id: str) -> Eligibility | None:
         if source_id not in self.eligibility:
@@ -140,9 +139,6 @@ class ConsentFilter(BuildFilter):
             )
         if not verdict.eligible:
             return False, verdict.reason or reasons.CONSENT_INACTIVE, verdict.message
-        if row["consent_sha256"] != self.config.sources[source_id].consent_sha256:
-            per_source = self.changed.setdefault(source_id, Counter())
-            per_source[(row["consent_id"], row["consent_sha256"])] += 1
         return True
 
 
