@@ -1,0 +1,1 @@
+"""Benchmarks: bare tuned Scrapy vs Clearance on the same local site (see bench/crawl.py)."""
