@@ -1,0 +1,490 @@
+"""Embedded XMP, read safely: IPTC/PLUS data-mining and minor-model fields, rights and licence.
+
+Finding the packet: JPEG APP1 segments (``http://ns.adobe.com/xap/1.0/\\0``, plus reassembled
+Extended XMP), PNG ``iTXt`` chunks with keyword ``XML:com.adobe.xmp`` (zlib-compressed or not),
+WebP ``XMP `` chunks; anything else (TIFF, GIF, HEIF, sidecar ``.xmp`` files, or a container
+whose structure could not be walked) is scanned for ``<?xpacket begin`` / ``<x:xmpmeta`` in
+UTF-8 or UTF-16. Every packet is size-bounded (:data:`MAX_PACKET_BYTES`; larger refuses) and
+parsed with defusedxml with DTDs forbidden, so entity expansion ("billion laughs") and external
+entities (XXE) are refused before expat does any work.
+
+Fields (each in attribute form or element form, as a literal, an ``rdf:resource`` or the items
+of an ``rdf:Bag``/``Seq``/``Alt``):
+
+* ``plus:DataMining``: any ``DMI-PROHIBITED*`` value, full URI or bare code, refuses
+  (``iptc_data_mining_prohibited``); ``DMI-ALLOWED`` allows; ``DMI-UNSPECIFIED`` declares nothing;
+  a value outside the PLUS vocabulary is unreadable and refuses.
+* ``plus:MinorModelAgeDisclosure``: ``AG-U14`` and ``AG-A15``..``AG-A17`` disclose a minor
+  (``minor_depicted`` when ``exclude_minors``); ``plus:ModelReleaseStatus`` is kept as evidence.
+* ``dc:creator``, ``dc:rights``, ``xmpRights:WebStatement``, ``xmpRights:UsageTerms``,
+  ``cc:license`` and ``dcterms:provenance`` (where a C2PA manifest lives) for the licence and
+  provenance stages.
+
+An unreadable packet raises :class:`XmpError`; DESIGN.md: "per-item metadata that fails to parse
+excludes the item, with the parse error in detail" (:func:`xmp_unreadable`).
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass, field
+from xml.etree.ElementTree import Element, ParseError
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from crawler.signals import ALLOW, DENY, NONE, OFF, SignalResult, clip, unreadable
+from pipeline.reasons import IPTC_DATA_MINING_PROHIBITED, MINOR_DEPICTED
+
+CHECK = "xmp"
+MAX_PACKET_BYTES = 1024 * 1024
+MAX_PACKETS = 8
+
+NS_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+NS_PLUS = "http://ns.useplus.org/ldf/xmp/1.0/"
+NS_DC = "http://purl.org/dc/elements/1.1/"
+NS_DCTERMS = "http://purl.org/dc/terms/"
+NS_XMP_RIGHTS = "http://ns.adobe.com/xap/1.0/rights/"
+NS_CC = "http://creativecommons.org/ns#"
+PLUS_VOCAB = "http://ns.useplus.org/ldf/vocab/"
+
+_RDF_RESOURCE = f"{{{NS_RDF}}}resource"
+_RDF_VALUE = f"{{{NS_RDF}}}value"
+_RDF_LI = f"{{{NS_RDF}}}li"
+_RDF_CONTAINERS = frozenset(f"{{{NS_RDF}}}{name}" for name in ("Bag", "Seq", "Alt"))
+_RDF_DESCRIPTION = f"{{{NS_RDF}}}Description"
+
+_JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\x00"
+_JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\x00"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_XMP_KEYWORD = b"XML:com.adobe.xmp"
+
+# Packet start and end markers, in the three encodings XMP allows in practice.
+_ENCODINGS = ("utf-8", "utf-16-be", "utf-16-le")
+_STARTS = tuple(
+    (marker.encode(enc), enc) for enc in _ENCODINGS for marker in ("<?xpacket begin", "<x:xmpmeta")
+)
+
+_MINOR_CODES = frozenset({"AG-U14", "AG-A15", "AG-A16", "AG-A17"})
+_AGE_CODE = re.compile(r"^AG-([AU])(\d{1,3})$")
+
+
+class XmpError(ValueError):
+    """Embedded XMP that cannot be read: too large, not well-formed, DTDs or entities."""
+
+
+@dataclass(frozen=True)
+class XmpInfo:
+    """What Clearance reads from an image's XMP (each field: every value found, in order)."""
+
+    source: str  # where the packet(s) came from: jpeg-app1, png-itxt, webp, scan, ...
+    size: int  # total bytes of XMP parsed
+    data_mining: tuple[str, ...] = ()
+    other_constraints: tuple[str, ...] = ()  # plus:OtherConstraints (what SEECONSTRAINT points at)
+    minor_age: tuple[str, ...] = ()
+    model_release: tuple[str, ...] = ()
+    creator: tuple[str, ...] = ()
+    rights: tuple[str, ...] = ()
+    web_statement: tuple[str, ...] = ()
+    usage_terms: tuple[str, ...] = ()
+    licence: tuple[str, ...] = ()  # cc:license
+    provenance: tuple[str, ...] = ()  # dcterms:provenance (C2PA manifest location)
+    packets: tuple[str, ...] = field(default=(), repr=False)  # the decoded packets, as evidence
+
+
+_FIELDS: dict[str, tuple[str, str]] = {
+    "data_mining": (NS_PLUS, "DataMining"),
+    "other_constraints": (NS_PLUS, "OtherConstraints"),
+    "minor_age": (NS_PLUS, "MinorModelAgeDisclosure"),
+    "model_release": (NS_PLUS, "ModelReleaseStatus"),
+    "creator": (NS_DC, "creator"),
+    "rights": (NS_DC, "rights"),
+    "web_statement": (NS_XMP_RIGHTS, "WebStatement"),
+    "usage_terms": (NS_XMP_RIGHTS, "UsageTerms"),
+    "licence": (NS_CC, "license"),
+    "provenance": (NS_DCTERMS, "provenance"),
+}
+
+
+# --------------------------------------------------------------------------- finding packets
+
+
+def _check_size(size: int, where: str) -> None:
+    if size > MAX_PACKET_BYTES:
+        raise XmpError(
+            f"{where} XMP packet of {size} bytes is over the {MAX_PACKET_BYTES}-byte limit"
+        )
+
+
+def _jpeg_packets(data: bytes) -> list[tuple[str, bytes]] | None:
+    """XMP packets of a JPEG's APP1 segments; None if the segment structure is broken."""
+    packets: list[tuple[str, bytes]] = []
+    extended: dict[bytes, tuple[int, dict[int, bytes]]] = {}
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        if marker in (0xDA, 0xD9):  # start of scan / end of image: no more metadata
+            break
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2 or pos + 2 + length > len(data):
+            return None
+        segment = data[pos + 4 : pos + 2 + length]
+        if marker == 0xE1 and segment.startswith(_JPEG_XMP):
+            packets.append(("jpeg-app1", segment[len(_JPEG_XMP) :]))
+        elif marker == 0xE1 and segment.startswith(_JPEG_EXTENDED_XMP):
+            body = segment[len(_JPEG_EXTENDED_XMP) :]
+            if len(body) < 40:
+                raise XmpError("truncated Extended XMP segment")
+            guid, total = body[:32], int.from_bytes(body[32:36], "big")
+            offset = int.from_bytes(body[36:40], "big")
+            _check_size(total, "Extended")
+            extended.setdefault(guid, (total, {}))[1][offset] = body[40:]
+        pos += 2 + length
+    else:
+        if pos < len(data):
+            return None
+    for guid, (total, chunks) in extended.items():
+        joined = bytearray(total)
+        covered = 0
+        for offset, chunk in sorted(chunks.items()):
+            if offset + len(chunk) > total:
+                raise XmpError("Extended XMP chunk lies outside its declared length")
+            joined[offset : offset + len(chunk)] = chunk
+            covered += len(chunk)
+        if covered < total:
+            raise XmpError(f"incomplete Extended XMP {guid.decode('ascii', 'replace')}")
+        packets.append(("jpeg-extended-xmp", bytes(joined)))
+    return packets
+
+
+def _png_packets(data: bytes) -> list[tuple[str, bytes]] | None:
+    packets: list[tuple[str, bytes]] = []
+    pos = len(_PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        body_end = pos + 8 + length
+        if body_end + 4 > len(data):
+            return None
+        if kind == b"iTXt" and data[pos + 8 : body_end].startswith(_PNG_XMP_KEYWORD + b"\x00"):
+            body = data[pos + 8 + len(_PNG_XMP_KEYWORD) + 1 : body_end]
+            if len(body) < 2:
+                raise XmpError("truncated PNG iTXt XMP chunk")
+            compressed = body[0] == 1
+            rest = body[2:]
+            _, _, rest = rest.partition(b"\x00")  # language tag
+            _, _, text = rest.partition(b"\x00")  # translated keyword
+            if compressed:
+                inflater = zlib.decompressobj()
+                try:
+                    text = inflater.decompress(text, MAX_PACKET_BYTES + 1)
+                except zlib.error as exc:
+                    raise XmpError(f"compressed PNG XMP does not inflate: {exc}") from None
+                if len(text) > MAX_PACKET_BYTES or inflater.unconsumed_tail:
+                    raise XmpError(f"PNG XMP inflates past the {MAX_PACKET_BYTES}-byte limit")
+            packets.append(("png-itxt", text))
+        if kind == b"IEND":
+            break
+        pos = body_end + 4
+    return packets
+
+
+def _webp_packets(data: bytes) -> list[tuple[str, bytes]] | None:
+    packets: list[tuple[str, bytes]] = []
+    pos = 12
+    while pos + 8 <= len(data):
+        kind = data[pos : pos + 4]
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if pos + 8 + size > len(data):
+            return None
+        if kind == b"XMP ":
+            packets.append(("webp", data[pos + 8 : pos + 8 + size]))
+        pos += 8 + size + (size & 1)
+    return packets
+
+
+def _packet_end(data: bytes, start: int, encoding: str) -> int:
+    """Index just past the packet starting at ``start``: its ``<?xpacket end ...?>`` trailer,
+    else its ``</x:xmpmeta>`` (the ``x:xmpmeta`` wrapper and the trailer are both optional)."""
+    close_meta = "</x:xmpmeta>".encode(encoding)
+    trailer = "<?xpacket end".encode(encoding)
+    pi_close = "?>".encode(encoding)
+    meta_at = data.find(close_meta, start)
+    trailer_at = data.find(trailer, start if meta_at < 0 else meta_at)
+    if trailer_at >= 0:
+        close_at = data.find(pi_close, trailer_at)
+        if close_at >= 0:
+            return close_at + len(pi_close)
+    if meta_at >= 0:
+        return meta_at + len(close_meta)
+    raise XmpError("XMP packet start without an end (truncated?)")
+
+
+def _scan_packets(data: bytes) -> list[tuple[str, bytes]]:
+    """Packets found by their markers, for containers we do not walk."""
+    packets: list[tuple[str, bytes]] = []
+    pos = 0
+    while len(packets) < MAX_PACKETS:
+        hits = [(data.find(marker, pos), enc) for marker, enc in _STARTS]
+        found = [(at, enc) for at, enc in hits if at >= 0]
+        if not found:
+            break
+        start, encoding = min(found)
+        end = _packet_end(data, start, encoding)
+        _check_size(end - start, "embedded")
+        packets.append(("scan", data[start:end]))
+        pos = end
+    return packets
+
+
+def find_packets(data: bytes) -> list[tuple[str, bytes]]:
+    """Every XMP packet in ``data`` as ``(where, packet bytes)``; raises :class:`XmpError`."""
+    walked: list[tuple[str, bytes]] | None = None
+    if data.startswith(b"\xff\xd8"):
+        walked = _jpeg_packets(data)
+    elif data.startswith(_PNG_SIGNATURE):
+        walked = _png_packets(data)
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        walked = _webp_packets(data)
+    packets = walked if walked is not None else _scan_packets(data)
+    for where, packet in packets:
+        _check_size(len(packet), where)
+    return packets[:MAX_PACKETS]
+
+
+# --------------------------------------------------------------------------- reading fields
+
+
+def _text(element: Element) -> str | None:
+    text = (element.text or "").strip()
+    return text or None
+
+
+def _struct_value(element: Element) -> str | None:
+    """``rdf:value`` of a struct (parseType="Resource" or a nested rdf:Description)."""
+    value = element.get(_RDF_VALUE)
+    if value is not None:
+        return value.strip()
+    for child in element:
+        if child.tag == _RDF_VALUE:
+            return _text(child)
+        if child.tag == _RDF_DESCRIPTION:
+            return _struct_value(child)
+    return None
+
+
+def _item_value(element: Element) -> str | None:
+    resource = element.get(_RDF_RESOURCE)
+    if resource is not None:
+        return resource.strip()
+    if len(element) == 0:
+        return _text(element)
+    return _struct_value(element)
+
+
+def _property_values(element: Element) -> list[str]:
+    """Values of one property element: literal, rdf:resource, container items or rdf:value."""
+    containers = [child for child in element if child.tag in _RDF_CONTAINERS]
+    if containers:
+        items = [_item_value(li) for c in containers for li in c if li.tag == _RDF_LI]
+        return [item for item in items if item]
+    value = _item_value(element)
+    return [value] if value else []
+
+
+def _values(root: Element, namespace: str, local: str) -> list[str]:
+    name = f"{{{namespace}}}{local}"
+    found: list[str] = []
+    for element in root.iter():
+        attribute = element.get(name)
+        if attribute is not None and attribute.strip():
+            found.append(attribute.strip())
+    for element in root.iter(name):
+        found.extend(_property_values(element))
+    return found
+
+
+def _parse(packet: bytes) -> Element:
+    try:
+        return SafeET.fromstring(
+            packet, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
+    except DefusedXmlException as exc:
+        raise XmpError(f"XMP refused: {type(exc).__name__} ({exc})") from None
+    except (ParseError, ValueError, UnicodeError, RecursionError) as exc:
+        raise XmpError(f"XMP is not well-formed XML: {exc}") from None
+
+
+def _decode(packet: bytes) -> str:
+    for encoding in ("utf-8", "utf-16"):
+        try:
+            return packet.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return packet.decode("latin-1")
+
+
+def parse_packets(packets: list[tuple[str, bytes]]) -> XmpInfo | None:
+    """Fields from already-extracted packets (e.g. a sidecar file's bytes as one packet)."""
+    if not packets:
+        return None
+    roots = [_parse(packet) for _, packet in packets]
+    values = {
+        attr: tuple(dict.fromkeys(v for root in roots for v in _values(root, ns, local)))
+        for attr, (ns, local) in _FIELDS.items()
+    }
+    return XmpInfo(
+        source="+".join(dict.fromkeys(where for where, _ in packets)),
+        size=sum(len(packet) for _, packet in packets),
+        packets=tuple(_decode(packet) for _, packet in packets),
+        **values,
+    )
+
+
+def read_xmp(data: bytes) -> XmpInfo | None:
+    """The XMP of an image (or a sidecar ``.xmp``); None if it has none.
+
+    Raises :class:`XmpError` when a packet is present but cannot be read.
+    """
+    return parse_packets(find_packets(data))
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def vocab_code(value: str) -> str:
+    """The bare code of a PLUS vocabulary value, upper-cased.
+
+    ``http://ns.useplus.org/ldf/vocab/DMI-ALLOWED``, ``plus:DMI-ALLOWED`` -> ``DMI-ALLOWED``.
+    """
+    code = value.strip()
+    code = code.rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+    if ":" in code:
+        code = code.rsplit(":", 1)[-1]
+    return code.upper()
+
+
+def _data_mining(info: XmpInfo) -> SignalResult:
+    values = info.data_mining
+    if not values:
+        return SignalResult(CHECK, NONE, detail="XMP has no plus:DataMining")
+    found = clip("plus:DataMining=" + " | ".join(values))
+    codes = [vocab_code(v) for v in values]
+    constraints = (
+        f"; plus:OtherConstraints: {' | '.join(info.other_constraints)}"
+        if info.other_constraints
+        else ""
+    )
+    prohibited = [c for c in codes if c.startswith("DMI-PROHIBITED")]
+    if prohibited:
+        return SignalResult(
+            CHECK,
+            DENY,
+            found=found,
+            reason=IPTC_DATA_MINING_PROHIBITED,
+            detail=f"plus:DataMining {', '.join(prohibited)}: data mining prohibited{constraints}",
+        )
+    unknown = [c for c in codes if c not in ("DMI-ALLOWED", "DMI-UNSPECIFIED")]
+    if unknown:
+        return unreadable(
+            CHECK,
+            IPTC_DATA_MINING_PROHIBITED,
+            f"plus:DataMining value(s) {', '.join(unknown)} are not in the PLUS vocabulary; "
+            "an unreadable value is not permission",
+            found=found,
+        )
+    if "DMI-ALLOWED" in codes:
+        return SignalResult(CHECK, ALLOW, found=found, detail="plus:DataMining DMI-ALLOWED")
+    return SignalResult(CHECK, NONE, found=found, detail="plus:DataMining DMI-UNSPECIFIED")
+
+
+def _is_minor(code: str) -> bool | None:
+    """True for a disclosed minor, False for a disclosed adult, None for unknown/unparsable."""
+    if code in _MINOR_CODES:
+        return True
+    match = _AGE_CODE.match(code)
+    if not match:
+        return None
+    kind, years = match.group(1), int(match.group(2))
+    return years <= 18 if kind == "U" else years < 18
+
+
+def _minors(info: XmpInfo, exclude_minors: bool) -> SignalResult:
+    release = (
+        f"; plus:ModelReleaseStatus {', '.join(vocab_code(v) for v in info.model_release)}"
+        if info.model_release
+        else ""
+    )
+    found_parts = []
+    if info.minor_age:
+        found_parts.append("plus:MinorModelAgeDisclosure=" + " | ".join(info.minor_age))
+    if info.model_release:
+        found_parts.append("plus:ModelReleaseStatus=" + " | ".join(info.model_release))
+    found = clip("; ".join(found_parts)) if found_parts else None
+    if not exclude_minors:
+        return SignalResult(CHECK, OFF, found=found, detail=f"exclude_minors is off{release}")
+    if not info.minor_age:
+        return SignalResult(CHECK, NONE, found=found, detail=f"XMP discloses no model age{release}")
+    codes = [vocab_code(v) for v in info.minor_age]
+    verdicts = {code: _is_minor(code) for code in codes}
+    minors = [code for code, minor in verdicts.items() if minor]
+    if minors:
+        return SignalResult(
+            CHECK,
+            DENY,
+            found=found,
+            reason=MINOR_DEPICTED,
+            detail=f"plus:MinorModelAgeDisclosure {', '.join(minors)} discloses a minor{release}",
+        )
+    unreadable_codes = [c for c, minor in verdicts.items() if minor is None and c != "AG-UNK"]
+    if unreadable_codes:
+        return unreadable(
+            CHECK,
+            MINOR_DEPICTED,
+            f"plus:MinorModelAgeDisclosure {', '.join(unreadable_codes)} is not in the PLUS "
+            f"vocabulary; an unreadable age is not an adult{release}",
+            found=found,
+        )
+    if all(minor is False for minor in verdicts.values()):
+        return SignalResult(
+            CHECK,
+            ALLOW,
+            found=found,
+            detail=f"plus:MinorModelAgeDisclosure {', '.join(codes)}: adult model{release}",
+        )
+    return SignalResult(CHECK, NONE, found=found, detail=f"model age unknown (AG-UNK){release}")
+
+
+def xmp_signals(info: XmpInfo | None, exclude_minors: bool) -> list[SignalResult]:
+    """``[data-mining result, minor-model result]``, both with check ``"xmp"``."""
+    if info is None:
+        return [
+            SignalResult(CHECK, NONE, detail="no XMP"),
+            SignalResult(
+                CHECK, NONE if exclude_minors else OFF, detail="no XMP: no model age disclosed"
+            ),
+        ]
+    return [_data_mining(info), _minors(info, exclude_minors)]
+
+
+def xmp_unreadable(error: Exception) -> list[SignalResult]:
+    """The results for an item whose XMP could not be read: excluded, error in detail."""
+    return [unreadable(CHECK, IPTC_DATA_MINING_PROHIBITED, f"unreadable XMP: {error}")]
+
+
+def check_xmp(data: bytes, exclude_minors: bool) -> tuple[XmpInfo | None, list[SignalResult]]:
+    """Read and decide in one call: ``(info or None, results)``; never raises on bad XMP."""
+    try:
+        info = read_xmp(data)
+    except XmpError as exc:
+        return None, xmp_unreadable(exc)
+    return info, xmp_signals(info, exclude_minors)
