@@ -113,41 +113,30 @@ class AiTxt:
         for line in lines:
             if line.key not in ("allow", "disallow") or not line.value:
                 continue
-            value = line.value
+            allow, value = line.key == "allow", line.value
             if value.startswith("/"):
-                rule = AiRule(
-                    line.key == "allow", "path", PathPattern.compile(value), line.raw, line.lineno
+                rules.append(
+                    AiRule(allow, "path", PathPattern.compile(value), line.raw, line.lineno)
                 )
             else:
+                # File names compare case-insensitively: IMG_1.JPG is as much a .jpg as img_1.jpg.
                 pattern = PathPattern.compile(value.lower(), normalise_pattern=False)
-                rule = AiRule(line.key == "allow", "name", pattern, line.raw, line.lineno)
-            rules.append(rule)
+                rules.append(AiRule(allow, "name", pattern, line.raw, line.lineno))
         return agent, rules
 
     def check(self, url: str, token: str, *, content_type: str | None = None) -> SignalResult:
         """Decide for one URL (or path) as fetched by ``token``."""
         agent, rules = self.rules_for(token)
         if agent is None:
-            groups = (
-                "no user-agent groups (not an ai.txt?)"
-                if not self.robots.groups
-                else (f"no group for {token} or *")
-            )
-            return SignalResult(CHECK, NONE, detail=f"ai.txt has {groups}")
+            why = f"no group for {token} or *" if self.robots.groups else "no user-agent groups"
+            note = "" if self.robots.groups else " (not an ai.txt?)"
+            return SignalResult(CHECK, NONE, detail=f"ai.txt has {why}{note}")
         parts = urlsplit(url)
         path = parts.path or "/"
         target = normalise(f"{path}?{parts.query}" if parts.query else path)
         name = unquote(path.rsplit("/", 1)[-1]).lower()
         names = [name] + [name + ext for ext in _extensions(content_type)]
-        matching = [
-            rule
-            for rule in rules
-            if (
-                rule.pattern.matches(target)
-                if rule.kind == "path"
-                else any(rule.pattern.fullmatch(n) for n in names)
-            )
-        ]
+        matching = [rule for rule in rules if _matches(rule, target, names)]
         if not matching:
             return SignalResult(
                 CHECK, NONE, detail=f"ai.txt group {agent!r}: no rule matches {path}"
@@ -161,6 +150,13 @@ class AiTxt:
         return SignalResult(
             CHECK, DENY, found=clip(winner.raw), reason=AI_TXT_DISALLOWED, detail=where
         )
+
+
+def _matches(rule: AiRule, target: str, names: list[str]) -> bool:
+    """A path rule against the normalised path and query; a name rule against the file name."""
+    if rule.kind == "path":
+        return rule.pattern.matches(target)
+    return any(rule.pattern.fullmatch(name) for name in names)
 
 
 def file_unreadable(detail: str, found: str | None = None) -> SignalResult:
