@@ -39,7 +39,9 @@ def _parse(value: str) -> LicenseExpression:
     try:
         parsed = _licensing().parse(text, validate=True, strict=True)
     except ExpressionError as exc:
-        raise LicenceError(f"not a known SPDX licence id or expression: {value!r} ({exc})") from None
+        raise LicenceError(
+            f"not a known SPDX licence id or expression: {value!r} ({exc})"
+        ) from None
     if parsed is None:
         raise LicenceError(f"empty licence expression: {value!r}")
     return parsed

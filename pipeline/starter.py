@@ -18,7 +18,8 @@ age_verification:
   max_age_days: 730               # a verification older than this no longer counts
 signals: {}                       # opt-out checks, all on; e.g. {c2pa: false} turns one off
 exclude_minors: true              # metadata disclosing a model under 18 excludes the item
-blocklists: []                    # e.g. - {id: partner-sha256, kind: sha256, path: blocklists/partner.txt}
+# blocklists: e.g. - {id: partner-sha256, kind: sha256, path: blocklists/partner.txt}
+blocklists: []
 limits: {max_bytes: 20000000, max_pixels: 50000000, max_pages_per_source: 10000}
 """
 

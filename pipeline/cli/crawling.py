@@ -106,7 +106,7 @@ def schedule_list(env: Env, as_json: bool) -> None:
         click.echo(
             f"{row['source_id']:<24} {row['schedule'] or 'unscheduled':<16} "
             f"last={row['last_run'] or '-':<26} next={row['next_due'] or '-':<26} "
-            f"{'due' if row['due'] else ''}{'' if row['eligible'] else 'ineligible: ' + row['reason']}"
+            f"{row['status']}" + ("" if row["eligible"] else f": {row['message']}")
         )
 
 
