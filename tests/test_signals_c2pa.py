@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -198,6 +199,17 @@ def test_corrupted_manifest_bytes_never_crash_and_never_allow() -> None:
 def test_unknown_media_type_and_garbage() -> None:
     assert c2pa_signals(read_c2pa(b"\x00" * 2048, "application/octet-stream"))[0].decision == NONE
     assert c2pa_signals(read_c2pa(b"not an image", None))[0].decision == NONE
+
+
+def test_two_megabyte_garbage_completes_quickly() -> None:
+    noise = random.Random(7).randbytes(2 * 1024 * 1024)
+    started = time.perf_counter()
+    assert c2pa_signals(read_c2pa(b"\xff\xd8" + noise, "image/jpeg"))[0].decision == NONE
+    # Garbage that carries a C2PA JUMBF description box is C2PA data we cannot read.
+    boxed = noise[:1000] + b"jumb\x00\x00\x00\x1ejumdc2pa" + noise
+    result = c2pa_signals(read_c2pa(boxed, "image/jpeg"))[0]
+    assert result.decision == DENY and result.error
+    assert time.perf_counter() - started < 2.0
 
 
 def test_failed_remote_fetch_is_unreadable() -> None:
