@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import scrapy
 from scrapy.crawler import CrawlerProcess
-from scrapy.http import Response
+from scrapy.http import Response, TextResponse
 from scrapy.linkextractors import LinkExtractor
 
 STAT_PAGES = "bench/pages"
@@ -50,6 +50,8 @@ class BareSpider(scrapy.Spider):
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         assert self.crawler.stats is not None
         self.crawler.stats.inc_value(STAT_PAGES)
+        if not isinstance(response, TextResponse):
+            return
         for link in self.links.extract_links(response):
             yield scrapy.Request(link.url, callback=self.parse)
         if self.fetch_images:

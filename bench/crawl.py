@@ -458,43 +458,28 @@ def run_bench(args: argparse.Namespace, work: Path) -> int:
     server = start_server(site_root, work, args.server)
     print(f"server: {server.kind} at {server.base_url}", flush=True)
     start_url = server.base_url + "/index.html"
-    plan: list[tuple[str, Callable[[int], Measurement]]] = []
+    # (row name, "bare" or "clearance", images for bare / signals for clearance)
+    plan: list[tuple[str, str, bool]] = []
     if args.bare in ("links", "both"):
-        plan.append(
-            (
-                "bare scrapy, links",
-                lambda k: measure_bare(
-                    server, start_url, False, args.concurrency, work, args.timeout
-                ),
-            )
-        )
+        plan.append(("bare scrapy, links", "bare", False))
     if args.bare in ("images", "both"):
-        plan.append(
-            (
-                "bare scrapy, links + images",
-                lambda k: measure_bare(
-                    server, start_url, True, args.concurrency, work, args.timeout
-                ),
-            )
-        )
+        plan.append(("bare scrapy, links + images", "bare", True))
     for label in ["on", "off"] if args.signals == "both" else [args.signals]:
-        plan.append(
-            (
-                f"clearance, signals {label}",
-                lambda k, on=label == "on": measure_clearance(
-                    server, start_url, on, args.concurrency, work, k, args.timeout
-                ),
-            )
-        )
+        plan.append((f"clearance, signals {label}", "clearance", label == "on"))
+
+    def run(kind: str, flag: bool, k: int) -> Measurement:
+        if kind == "bare":
+            return measure_bare(server, start_url, flag, args.concurrency, work, args.timeout)
+        return measure_clearance(server, start_url, flag, args.concurrency, work, k, args.timeout)
 
     results: dict[str, Measurement] = {}
     failures: list[str] = []
     try:
-        for name, run in plan:
+        for name, kind, flag in plan:
             runs: list[Measurement] = []
             for k in range(args.runs):
                 try:
-                    m = run(k)
+                    m = run(kind, flag, k)
                 except BenchError as exc:
                     failures.append(str(exc))
                     print(f"FAILED {name} (run {k + 1}):\n{exc}", file=sys.stderr, flush=True)

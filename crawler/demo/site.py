@@ -229,9 +229,9 @@ class _Writer:
         self._seed = 0
 
     def text(self, path: str, content: str) -> None:
-        self.bytes(path, content.encode("utf-8"))
+        self.raw(path, content.encode("utf-8"))
 
-    def bytes(self, path: str, data: bytes) -> None:
+    def raw(self, path: str, data: bytes) -> None:
         target = self.root / path.lstrip("/")
         if path.endswith("/"):
             target = target / "index.html"
@@ -245,7 +245,7 @@ class _Writer:
             self._seed += 1
             seed = self._seed
         data = _encode(_artwork(seed, size), "PNG" if path.endswith(".png") else "JPEG", xmp)
-        self.bytes(path, data)
+        self.raw(path, data)
         return data
 
 
@@ -378,9 +378,9 @@ def _borealis(w: _Writer) -> None:
     w.image(CASES["iptc_dmi_prohibited_image"], (240, 160), xmp=XMP_DMI_PROHIBITED)
     w.image("/borealis/img/opted-out.jpg", (220, 220))
     whole = _encode(_artwork(2000, (360, 240)), "JPEG")
-    w.bytes(CASES["truncated_image"], whole[: len(whole) // 2])
+    w.raw(CASES["truncated_image"], whole[: len(whole) // 2])
     w.text(CASES["not_an_image"], _page("Not an image", "<p>This is HTML, not a JPEG.</p>"))
-    w.bytes(CASES["decompression_bomb"], bomb_png())
+    w.raw(CASES["decompression_bomb"], bomb_png())
     for n, licence, meta, pictures in cases:
         page = f"/borealis/photos/p-{n}.html"
         body = "".join(_figure(p) for p in pictures)
