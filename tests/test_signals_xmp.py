@@ -14,7 +14,6 @@ from PIL import Image
 from crawler.signals import ALLOW, DENY, NONE, OFF
 from crawler.signals.xmp import (
     CHECK,
-    MAX_PACKET_BYTES,
     XmpError,
     check_xmp,
     find_packets,
@@ -23,6 +22,7 @@ from crawler.signals.xmp import (
     xmp_signals,
     xmp_unreadable,
 )
+from crawler.signals.xmppackets import MAX_PACKET_BYTES
 from pipeline.reasons import ALL, IPTC_DATA_MINING_PROHIBITED, MINOR_DEPICTED
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "images"
