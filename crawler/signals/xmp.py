@@ -42,7 +42,6 @@ NS_DC = "http://purl.org/dc/elements/1.1/"
 NS_DCTERMS = "http://purl.org/dc/terms/"
 NS_XMP_RIGHTS = "http://ns.adobe.com/xap/1.0/rights/"
 NS_CC = "http://creativecommons.org/ns#"
-PLUS_VOCAB = "http://ns.useplus.org/ldf/vocab/"
 
 _RDF_RESOURCE = f"{{{NS_RDF}}}resource"
 _RDF_VALUE = f"{{{NS_RDF}}}value"

@@ -19,7 +19,7 @@ _JPEG_EXTENDED_XMP = b"http://ns.adobe.com/xmp/extension/\x00"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_XMP_KEYWORD = b"XML:com.adobe.xmp"
 
-# Packet start and end markers, in the three encodings XMP allows in practice.
+# Packet start markers, in the three encodings XMP uses in practice.
 _ENCODINGS = ("utf-8", "utf-16-be", "utf-16-le")
 _STARTS = tuple(
     (marker.encode(enc), enc) for enc in _ENCODINGS for marker in ("<?xpacket begin", "<x:xmpmeta")
