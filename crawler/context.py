@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config import Config, Source
+from pipeline.reasons import STAGE_SIGNALS
 from pipeline.runs import RunWriter
 from pipeline.scope import is_policy_url, url_in_prefixes
 
@@ -69,6 +70,10 @@ class CrawlContext:
     pages: Counter[str] = field(default_factory=Counter)
     images: Counter[str] = field(default_factory=Counter)
     limits_hit: dict[str, list[str]] = field(default_factory=dict)
+    # Image URLs refused through a page's opt-out: url -> (reason, detail). An image also found
+    # on a page that did not opt out is still refused (opt-outs win).
+    opted_out: dict[str, tuple[str, str]] = field(default_factory=dict)
+    item_urls: set[str] = field(default_factory=set)
 
     @property
     def run_id(self) -> str:
@@ -107,8 +112,25 @@ class CrawlContext:
         logger.debug("rejected %s: %s (%s)", url, reason, detail)
         return True
 
+    def opt_out(
+        self, url: str, reason: str, detail: str, *, source_id: str, page_url: str
+    ) -> None:
+        """Refuse an image found on a page whose own signals refuse; never fetched."""
+        self.opted_out.setdefault(url, (reason, detail))
+        self.reject(url, reason, STAGE_SIGNALS, detail, source_id=source_id, page_url=page_url)
+
     def add_item(self, row: dict[str, Any]) -> None:
+        if row["url"] in self.opted_out:
+            reason, detail = self.opted_out[row["url"]]
+            self.reject(row["url"], reason, STAGE_SIGNALS, detail,
+                        source_id=row["source_id"], page_url=row["page_url"])
+            return
+        self.item_urls.add(row["url"])
         self.writer.add_item(row)
+
+    def late_opt_outs(self) -> set[str]:
+        """Items written before a page carrying them opted out: removed at commit."""
+        return self.item_urls & set(self.opted_out)
 
     def hit_limit(self, name: str, source_id: str) -> None:
         hit = self.limits_hit.setdefault(name, [])

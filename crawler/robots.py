@@ -183,7 +183,11 @@ class RobotsPolicy:
     """One host's robots.txt, evaluated for one product token and the AI-agent list."""
 
     def __init__(self, text: str, token: str, ai_agents: frozenset[str], source_url: str = ""):
+        from crawler.signals.aipref import parse_robots_content_usage
+
         self.source_url = source_url
+        # aipref `Content-Usage: [path] prefs` lines for our token (else `*`) and top level.
+        self.content_usage = parse_robots_content_usage(text, token)
         self.token = token.lower()
         self.groups, self.toplevel = parse_groups(text)
         ours = [g for g in self.groups if any(_token(a) == self.token for a in g.agents)]

@@ -1,9 +1,9 @@
 """Run one crawl: decide eligibility, wire the gate stack into Scrapy, write the run.
 
 The gate order (downloader middlewares, lower runs first on the way out):
-consent (50) -> robots (60) -> Scrapy's own (retry, redirect, compression ...). Scrapy's
-RobotsTxtMiddleware and OffsiteMiddleware are off: our gates replace them and, unlike them,
-record every refusal.
+consent (50) -> robots (60) -> opt-out policy files (70) -> Scrapy's own (retry, redirect,
+compression ...). Scrapy's RobotsTxtMiddleware and OffsiteMiddleware are off: our gates
+replace them and, unlike them, record every refusal.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 GATES = {
     "crawler.downloadermiddlewares.consent.ConsentGateMiddleware": 50,
     "crawler.downloadermiddlewares.robots.RobotsGateMiddleware": 60,
+    "crawler.downloadermiddlewares.optout.OptOutGateMiddleware": 70,
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
 }
@@ -161,6 +162,11 @@ def run_crawl(
     except BaseException:
         writer.discard()
         raise
+    for url in sorted(context.late_opt_outs()):
+        for row in writer.remove_items({url}):
+            reason, detail = context.opted_out[url]
+            context.reject(url, reason, reasons.STAGE_SIGNALS, detail,
+                           source_id=row["source_id"], page_url=row["page_url"])
     elapsed = time.monotonic() - t0
     pages, images = sum(context.pages.values()), sum(context.images.values())
     sources: dict[str, Any] = {}
@@ -185,6 +191,7 @@ def run_crawl(
         "config_files": config.file_sha256,
         "versions": _versions(),
         "limits_hit": context.limits_hit,
+        "conflicts": conflicts(writer.rejections_by_source, crawl_plan.eligible),
         "signals_off": context.signals_off,
         "timings": {
             "duration_s": round(elapsed, 3),
@@ -196,6 +203,23 @@ def run_crawl(
         "stats": finish.get("stats", {}),
     }
     return writer.commit(meta)
+
+
+def conflicts(by_source: dict[str, Any], eligible: list[Source]) -> dict[str, Any]:
+    """Opted-in sources whose own signals refused items: the curator must go back to them."""
+    out: dict[str, Any] = {}
+    for source in eligible:
+        refused = {r: n for r, n in sorted(by_source.get(source.id, {}).items())
+                   if r in reasons.OPT_OUTS and n}
+        if refused:
+            out[source.id] = {
+                "consent_id": source.consent.id,
+                "refused": sum(refused.values()),
+                "by_reason": refused,
+                "note": "the source consented, but its own opt-out signals refused these URLs; "
+                        "its consent and its signals disagree",
+            }
+    return out
 
 
 def _run_scrapy(

@@ -35,6 +35,13 @@ ALL: frozenset[str] = frozenset(
     value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)
 )
 
+# Reasons that mean a source's own opt-out signal refused (its consent and signals disagree).
+OPT_OUTS: frozenset[str] = frozenset({
+    ROBOTS_DISALLOWED, ROBOTS_AI_OPTOUT, X_ROBOTS_NOAI, META_NOAI, TDM_RESERVED,
+    CONTENT_USAGE_DISALLOWED, AI_TXT_DISALLOWED, IPTC_DATA_MINING_PROHIBITED,
+    C2PA_TRAINING_NOT_ALLOWED,
+})
+
 # Stages at which an exclusion can happen (the `stage` column of rejections).
 STAGE_ELIGIBILITY = "eligibility"
 STAGE_CONSENT = "consent"

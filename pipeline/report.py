@@ -31,19 +31,7 @@ PLANNED_FORMATS = ("html", "croissant", "eu-summary", "attribution")
 NO_SOURCE = "(none)"
 
 # Crawl rejections that mean the source's own signals refused what its consent allows.
-OPT_OUT_REASONS = frozenset(
-    {
-        reasons.ROBOTS_DISALLOWED,
-        reasons.ROBOTS_AI_OPTOUT,
-        reasons.X_ROBOTS_NOAI,
-        reasons.META_NOAI,
-        reasons.TDM_RESERVED,
-        reasons.CONTENT_USAGE_DISALLOWED,
-        reasons.AI_TXT_DISALLOWED,
-        reasons.IPTC_DATA_MINING_PROHIBITED,
-        reasons.C2PA_TRAINING_NOT_ALLOWED,
-    }
-)
+OPT_OUT_REASONS = reasons.OPT_OUTS
 
 
 class ReportFormatError(ValueError):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - registers pa.compute
 import pyarrow.parquet as pq
 
 from pipeline.schema import ITEMS_SCHEMA, REJECTIONS_SCHEMA
@@ -71,6 +72,24 @@ class _StreamingParquet:
             self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
             self.rows = []
 
+    def remove_where(self, column: str, values: set[str]) -> list[dict[str, Any]]:
+        """Rewrite the partial file without rows whose `column` is in `values`; return them.
+
+        For the rare late exclusion (an opt-out seen after its item was written); the file is
+        still hidden, so no reader ever sees the rows.
+        """
+        self.flush()
+        self.writer.close()
+        table = pq.read_table(self.partial, schema=self.schema)
+        mask = pa.compute.is_in(table[column], value_set=pa.array(sorted(values)))
+        removed = table.filter(mask).to_pylist()
+        kept = table.filter(pa.compute.invert(mask))
+        self.writer = pq.ParquetWriter(self.partial, self.schema, compression="zstd")
+        if kept.num_rows:
+            self.writer.write_table(kept)
+        self.count = kept.num_rows
+        return removed
+
     def commit(self) -> None:
         self.flush()
         self.writer.close()
@@ -108,6 +127,12 @@ class RunWriter:
         self.by_reason[row["reason"]] += 1
         per_source = self.rejections_by_source.setdefault(row.get("source_id") or "", Counter())
         per_source[row["reason"]] += 1
+
+    def remove_items(self, urls: set[str]) -> list[dict[str, Any]]:
+        removed = self.items.remove_where("url", urls)
+        for row in removed:
+            self.items_by_source[row["source_id"]] -= 1
+        return removed
 
     def counts(self) -> dict[str, Any]:
         return {

@@ -62,7 +62,7 @@ def test_ineligible_sources_get_no_request_of_any_kind(server: MockServer, tmp_p
     ])
     result = run_crawl_cli(tmp_path)
     assert result.returncode == 0, result.stderr
-    assert server.paths() == ["/robots.txt", "/ok/"]
+    assert sorted(server.paths()) == ["/.well-known/tdmrep.json", "/ok/", "/robots.txt"]
     sources = result.run["sources"]
     assert sources["lapsed"]["status"] == "skipped"
     assert sources["lapsed"]["reason"] == reasons.CONSENT_INACTIVE

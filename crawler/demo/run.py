@@ -70,8 +70,7 @@ def run_demo(directory: Path, console: Console | None = None) -> dict[str, Any]:
     console.print(f"[bold]4. build[/] {result.path}")
     report_md = directory / "report.md"
     report_md.write_text(render_report(data, MANIFEST, "md"), encoding="utf-8")
-    (directory / "report.json").write_text(render_report(data, MANIFEST, "json"),
-                                           encoding="utf-8")
+    (directory / "report.json").write_text(render_report(data, MANIFEST, "json"), encoding="utf-8")
     console.print(f"[bold]5. report[/] {report_md}")
     paths = [record.path for record in access_log]
     leaked = [p for p in paths if p.startswith(NEVER_REQUESTED)]
@@ -90,7 +89,11 @@ def run_demo(directory: Path, console: Console | None = None) -> dict[str, Any]:
 
 
 def _summary(
-    console: Console, run: dict[str, Any], result: Any, data: Path, paths: list[str],
+    console: Console,
+    run: dict[str, Any],
+    result: Any,
+    data: Path,
+    paths: list[str],
     leaked: list[str],
 ) -> dict[str, Any]:
     rows = pq.read_table(result.path / "data").to_pylist()
@@ -98,8 +101,9 @@ def _summary(
     for column in ("source", "licence", "from", "image"):
         kept.add_column(column)
     for row in rows:
-        kept.add_row(row["source_id"], row["licence"], row["licence_source"],
-                     row["url"].split("/", 3)[-1])
+        kept.add_row(
+            row["source_id"], row["licence"], row["licence_source"], row["url"].split("/", 3)[-1]
+        )
     console.print(kept)
 
     crawl_rej = pq.read_table(data / "runs" / run["run_id"] / "rejections.parquet").to_pylist()

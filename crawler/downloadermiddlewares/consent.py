@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 META_SOURCE = "clearance_source"
 META_PAGE = "clearance_page_url"
 META_POLICY = "clearance_policy_file"
+META_KIND = "clearance_kind"  # "page" | "image" | "c2pa_manifest"
 
 
 class ConsentGateMiddleware:

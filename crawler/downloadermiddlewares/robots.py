@@ -10,7 +10,9 @@ origin until a retry after ``CLEARANCE_POLICY_RETRY_AFTER`` seconds; kept for at
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from scrapy import Request
 
@@ -19,8 +21,9 @@ from crawler.downloadermiddlewares.consent import META_PAGE, META_POLICY, META_S
 from crawler.exceptions import Refused
 from crawler.policyfiles import OriginPolicies
 from crawler.robots import ROBOTS_MAX_BYTES, RobotsPolicy
-from crawler.signals import ALLOW, DENY, SignalResult
+from crawler.signals import ALLOW, DENY, NONE, SignalResult
 from crawler.signals.agents import load_ai_agents
+from crawler.signals.aipref import content_usage_from_robots
 from pipeline import reasons
 
 if TYPE_CHECKING:
@@ -32,9 +35,29 @@ META_SIGNALS = "clearance_signals"
 MAX_CRAWL_DELAY_S = 60.0
 
 
-def record_signal(request: Request, result: SignalResult) -> None:
-    """Keep the latest result per check on the request (redirect hops overwrite)."""
-    request.meta.setdefault(META_SIGNALS, {})[result.check] = result.as_row()
+def evidence(result: SignalResult) -> str:
+    """A rejection's `detail`: the raw value found, then where and why."""
+    parts = [p for p in (result.found, result.detail) if p]
+    return "; ".join(parts) or result.decision
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def located(result: SignalResult, where: str) -> SignalResult:
+    """Prefix a result's detail with the policy file it came from (evidence of where)."""
+    if result.decision == NONE or not where:
+        return result
+    return replace(result, detail=f"{where}: {result.detail}" if result.detail else where)
+
+
+def record_signal(request: Request, result: SignalResult, label: str | None = None) -> None:
+    """Keep the latest result per check label on the request (redirect hops overwrite)."""
+    row = result.as_row()
+    row["check"] = label or result.check
+    request.meta.setdefault(META_SIGNALS, {})[row["check"]] = row
 
 
 class RobotsGateMiddleware:
@@ -46,6 +69,7 @@ class RobotsGateMiddleware:
         self.token = settings.robots_token
         self.ai_optout = settings.signals.ai_agents
         self.ai_agents = load_ai_agents()
+        self.content_usage = settings.signals.content_usage
         self.files: OriginPolicies[RobotsPolicy] = OriginPolicies(
             crawler,
             "robots",
@@ -86,6 +110,13 @@ class RobotsGateMiddleware:
             assert decision.reason is not None
             detail = f"{decision.found}; {decision.detail}" if decision.found else decision.detail
             self._refuse(request, decision.reason, detail or "", source_id)
+        if self.content_usage and state.policy.content_usage:
+            usage = content_usage_from_robots(state.policy.content_usage, _path(request.url))
+            usage = located(usage, state.policy.source_url)
+            record_signal(request, usage, "content_usage.robots")
+            if usage.denies:
+                self._refuse(request, usage.reason or reasons.CONTENT_USAGE_DISALLOWED,
+                             evidence(usage), source_id)
         if state.policy.crawl_delay:
             self._apply_crawl_delay(request, state.policy.crawl_delay)
         self.stats.inc_value("robots/allowed")

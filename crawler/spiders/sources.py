@@ -21,13 +21,15 @@ from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
 from crawler.context import CrawlContext
-from crawler.downloadermiddlewares.consent import META_PAGE, META_SOURCE
-from crawler.downloadermiddlewares.robots import META_SIGNALS
+from crawler.downloadermiddlewares.consent import META_KIND, META_PAGE, META_SOURCE
+from crawler.downloadermiddlewares.robots import META_SIGNALS, evidence
 from crawler.exceptions import Refused
 from crawler.extensions.sizeguard import META_TOO_LARGE
 from crawler.extract import find_images, find_licence_links, find_links
 from crawler.images import ImageRejected, inspect_image
-from crawler.signals import OFF
+from crawler.optout import Verdict, embedded_checks, header_checks, page_verdict
+from crawler.signals import OFF, SignalResult
+from crawler.signals.c2pa_manifest import C2paInfo, c2pa_signals
 from pipeline import reasons
 from pipeline.config import Source
 from pipeline.licences import licence_from_url
@@ -35,7 +37,6 @@ from pipeline.licences import licence_from_url
 logger = logging.getLogger(__name__)
 
 META_DEPTH = "clearance_depth"
-META_KIND = "clearance_kind"
 META_IMAGE = "clearance_image"
 
 
@@ -104,9 +105,18 @@ class SourceSpider(Spider):
         depth = response.meta.get(META_DEPTH, 0)
         sel = response.selector
         licence = page_licence(find_licence_links(sel, response.url), source)
-        page_signals = dict(response.meta.get(META_SIGNALS) or {})
-        page_signals.pop("robots", None)  # the image's own robots decision replaces it
+        verdict = page_verdict(response.headers, response.body, self.context.settings)
+        page_signals = verdict.rows(prefix="page.")
+        refusal = verdict.refusal
         for image in find_images(sel, response.url):
+            if refusal is not None:
+                label, result = refusal
+                self.context.opt_out(
+                    image.url, result.reason or reasons.META_NOAI,
+                    f"page {response.url} {label}: {evidence(result)}",
+                    source_id=source.id, page_url=response.url,
+                )
+                continue
             yield Request(
                 image.url,
                 callback=self.parse_image,
@@ -155,22 +165,46 @@ class SourceSpider(Spider):
                 response.url, reason, stage, detail, source_id=source.id, page_url=page_url
             )
 
+        inherited = self.context.opted_out.get(response.url)
+        if inherited is not None:  # another page carrying this image opted out
+            reject(inherited[0], inherited[1], reasons.STAGE_SIGNALS)
+            return
+        headers = Verdict()
+        header_checks(response.headers, self.context.settings, headers)
+        if headers.refusal is not None:
+            label, result = headers.refusal
+            reject(result.reason or reasons.X_ROBOTS_NOAI, f"{label}: {evidence(result)}",
+                   reasons.STAGE_SIGNALS)
+            return
+        content_type = response.headers.get(b"Content-Type")
+        mime = content_type.decode("latin-1") if content_type else None
         try:
-            facts = await maybe_deferred_to_future(
-                deferToThread(inspect_image, response.body, self.max_pixels)
+            facts, embedded = await maybe_deferred_to_future(
+                deferToThread(self._inspect, response.body, mime)
             )
         except ImageRejected as exc:
             reject(exc.reason, exc.detail, reasons.STAGE_IMAGE)
+            return
+        results = list(embedded.results)
+        if embedded.c2pa_remote_url and not any(r.denies for _, r in results):
+            results = [(lbl, r) for lbl, r in results if lbl != "c2pa"]
+            results.append(("c2pa", await self._remote_c2pa(
+                embedded.c2pa_remote_url, response, source.id, mime)))
+        refused = next(((lbl, r) for lbl, r in results if r.denies), None)
+        if refused is not None:
+            label, result = refused
+            reject(result.reason or reasons.IPTC_DATA_MINING_PROHIBITED,
+                   f"{label}: {evidence(result)}", reasons.STAGE_SIGNALS)
             return
         if licence.licence is None:
             reject(licence.problem or reasons.NO_LICENCE, licence.detail or "", "licence")
             return
         self.context.images[source.id] += 1
-        signals = {**info["page_signals"], **(meta.get(META_SIGNALS) or {})}
+        signals = {**info["page_signals"], **(meta.get(META_SIGNALS) or {}),
+                   **headers.rows(), **Verdict(results).rows()}
         for name in self.context.signals_off:
             signals[name] = {"check": name, "ran": False, "found": None, "decision": OFF,
                              "detail": "switched off in clearance.yaml signals:"}
-        content_type = response.headers.get(b"Content-Type")
         av = source.age_verification
         assert av is not None  # eligible sources always have one
         yield {
@@ -183,7 +217,7 @@ class SourceSpider(Spider):
             "age_verification_id": av.id,
             "fetched_at": datetime.now(UTC),
             "http_status": response.status,
-            "content_type": content_type.decode("latin-1") if content_type else facts.mime,
+            "content_type": mime or facts.mime,
             "bytes": facts.bytes,
             "sha256": facts.sha256,
             "md5": facts.md5,
@@ -200,6 +234,32 @@ class SourceSpider(Spider):
             "blocklists": None,
             "run_id": self.context.run_id,
         }
+
+    def _inspect(self, body: bytes, mime: str | None) -> tuple[Any, Any]:
+        """Off the reactor thread: decode under limits, then read embedded metadata."""
+        facts = inspect_image(body, self.max_pixels)
+        return facts, embedded_checks(body, mime or facts.mime, self.context.settings)
+
+    async def _remote_c2pa(
+        self, url: str, response: Response, source_id: str, mime: str | None
+    ) -> SignalResult:
+        """Fetch a remote C2PA manifest only through the consent gate; unreadable refuses."""
+        request = Request(url, dont_filter=True, meta={
+            META_SOURCE: source_id, META_PAGE: response.url, META_KIND: "c2pa_manifest"})
+        try:
+            manifest = await self.crawler.engine.download_async(request)
+        except Refused as exc:
+            info = C2paInfo.failed(f"remote manifest {url} not fetched: {exc}", url)
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the signal unread
+            info = C2paInfo.failed(f"remote manifest {url}: {type(exc).__name__}: {exc}", url)
+        else:
+            if manifest.status != 200:
+                info = C2paInfo.failed(f"remote manifest {url}: HTTP {manifest.status}", url)
+            else:
+                embedded = await maybe_deferred_to_future(deferToThread(
+                    embedded_checks, response.body, mime, self.context.settings, manifest.body))
+                return next(r for lbl, r in embedded.results if lbl == "c2pa")
+        return c2pa_signals(info)[0]
 
     # ------------------------------------------------------------------ errors
 

@@ -1,0 +1,125 @@
+"""Opt-out gate: per-host policy files that can refuse a URL before it is fetched.
+
+After the robots gate: ``/.well-known/tdmrep.json`` (TDMRep; a reserved location is never
+requested, ``tdm_reserved``) and Spawning's ``/ai.txt`` (matched against image file names,
+``ai_txt_disallowed``). Each file is fetched once per origin through the engine, inside consent,
+and cached (:class:`crawler.policyfiles.OriginPolicies`); a file that fails (5xx, timeout,
+malformed) reserves the host until it can be read. Response-level signals (headers, HTML meta,
+embedded metadata) are read after the fetch, in :mod:`crawler.optout`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from scrapy import Request
+
+from crawler.context import CrawlContext, context_of
+from crawler.downloadermiddlewares.consent import META_KIND, META_PAGE, META_POLICY, META_SOURCE
+from crawler.downloadermiddlewares.robots import evidence, located, record_signal
+from crawler.exceptions import Refused
+from crawler.policyfiles import OriginPolicies, PolicyParseError
+from crawler.signals import SignalResult, aitxt, tdmrep
+from pipeline import reasons
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+logger = logging.getLogger(__name__)
+
+def _parse_tdmrep(response: Response) -> tdmrep.TdmRepFile | None:
+    try:
+        return tdmrep.TdmRepFile.parse(response.body)
+    except tdmrep.TdmRepError as exc:
+        raise PolicyParseError(str(exc)) from None
+
+
+def _parse_aitxt(response: Response) -> aitxt.AiTxt | None:
+    try:
+        return aitxt.AiTxt.parse(response.body)
+    except aitxt.AiTxtError as exc:
+        raise PolicyParseError(str(exc)) from None
+
+
+class OptOutGateMiddleware:
+    def __init__(self, crawler: Crawler, context: CrawlContext):
+        self.crawler = crawler
+        self.context = context
+        self.stats = crawler.stats
+        switches = context.config.settings.signals
+        self.token = context.config.settings.robots_token
+        retry = crawler.settings.getfloat("CLEARANCE_POLICY_RETRY_AFTER", 60.0)
+        timeout = crawler.settings.getfloat("CLEARANCE_POLICY_TIMEOUT", 30.0)
+        # An absent file is stored as a falsy policy (None wrapped in a tuple) so the cache
+        # can tell "absent" from "not fetched yet".
+        self.tdmrep: OriginPolicies[tuple[tdmrep.TdmRepFile | None, str]] | None = None
+        self.aitxt: OriginPolicies[tuple[aitxt.AiTxt | None, str]] | None = None
+        if switches.tdmrep:
+            self.tdmrep = OriginPolicies(
+                crawler, "tdmrep", tdmrep.WELL_KNOWN_PATH,
+                parse=lambda r: (_parse_tdmrep(r), r.url),
+                absent=lambda why: (None, why),
+                max_bytes=tdmrep.MAX_FILE_BYTES, retry_after=retry, timeout=timeout,
+            )
+        if switches.ai_txt:
+            self.aitxt = OriginPolicies(
+                crawler, "ai_txt", "/ai.txt",
+                parse=lambda r: (_parse_aitxt(r), r.url),
+                absent=lambda why: (None, why),
+                max_bytes=1024 * 1024, retry_after=retry, timeout=timeout,
+            )
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> OptOutGateMiddleware:
+        return cls(crawler, context_of(crawler))
+
+    async def process_request(self, request: Request) -> None:
+        if request.meta.get(META_POLICY):
+            return
+        if self.tdmrep is not None:
+            await self._tdmrep(request)
+        if self.aitxt is not None and request.meta.get(META_KIND) == "image":
+            await self._aitxt(request)
+
+    async def _tdmrep(self, request: Request) -> None:
+        assert self.tdmrep is not None
+        state = await self.tdmrep.get(request)
+        if state.policy is None:
+            result = tdmrep.file_unreadable(state.failure or "unavailable")
+        else:
+            parsed, where = state.policy
+            if parsed is None:
+                result = tdmrep.file_absent(where)
+            else:
+                result = located(parsed.match(request.url), where)
+        record_signal(request, result, "tdmrep.file")
+        if result.denies:
+            self._refuse(request, result)
+
+    async def _aitxt(self, request: Request) -> None:
+        assert self.aitxt is not None
+        state = await self.aitxt.get(request)
+        if state.policy is None:
+            result = aitxt.file_unreadable(state.failure or "unavailable")
+        else:
+            parsed, where = state.policy
+            if parsed is None:
+                result = aitxt.file_absent(where)
+            else:
+                result = located(parsed.check(request.url, self.token), where)
+        record_signal(request, result, "ai_txt")
+        if result.denies:
+            self._refuse(request, result)
+
+    def _refuse(self, request: Request, result: SignalResult) -> None:
+        reason = result.reason or reasons.TDM_RESERVED
+        detail = evidence(result)
+        self.context.reject(
+            request.url, reason, reasons.STAGE_SIGNALS, detail,
+            source_id=request.meta.get(META_SOURCE), page_url=request.meta.get(META_PAGE),
+        )
+        self.stats.inc_value(f"optout/forbidden/{reason}")
+        raise Refused(reason, detail)
+

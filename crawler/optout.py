@@ -1,0 +1,106 @@
+"""Response-level opt-out signals: headers, HTML meta and embedded image metadata.
+
+Pre-fetch signals (robots.txt, AI-agent groups, Content-Usage rules in robots.txt, tdmrep.json,
+ai.txt) are gates in :mod:`crawler.downloadermiddlewares`. What can only be read from a response
+is evaluated here, each check only when its switch in ``clearance.yaml signals:`` is on:
+
+* on a page: ``Content-Usage``, ``X-Robots-Tag`` and ``tdm-reservation`` headers, and
+  ``<meta name="robots">`` / ``<meta name="ClearanceBot">`` / ``<meta name="tdm-reservation">``.
+  They apply to the images found on the page (labelled ``page.*`` on the image's row); a page
+  that refuses means its images are refused without being fetched.
+* on an image: the same headers, then XMP (IPTC/PLUS data mining, minor models) and C2PA/CAWG
+  training-mining assertions read from the bytes.
+
+Every result is kept with its raw evidence; the first refusal decides the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from crawler.signals import SignalResult, aipref, tdmrep, xrobots
+from crawler.signals.c2pa_manifest import (
+    C2paInfo,
+    c2pa_signals,
+    has_c2pa_jumbf,
+    read_c2pa,
+    remote_manifest_url,
+)
+from crawler.signals.xmp import check_xmp
+from pipeline.config import Settings
+
+
+@dataclass
+class Verdict:
+    """Labelled results of one response's checks, and the first refusal among them."""
+
+    results: list[tuple[str, SignalResult]] = field(default_factory=list)
+
+    def add(self, label: str, result: SignalResult) -> None:
+        self.results.append((label, result))
+
+    @property
+    def refusal(self) -> tuple[str, SignalResult] | None:
+        return next(((label, r) for label, r in self.results if r.denies), None)
+
+    def rows(self, prefix: str = "") -> dict[str, dict[str, Any]]:
+        out = {}
+        for label, result in self.results:
+            row = result.as_row()
+            row["check"] = f"{prefix}{label}"
+            out[row["check"]] = row
+        return out
+
+
+def header_checks(headers: Any, settings: Settings, verdict: Verdict) -> None:
+    switches, token = settings.signals, settings.robots_token
+    if switches.content_usage:
+        verdict.add("content_usage.header", aipref.content_usage_from_headers(headers))
+    if switches.x_robots_tag:
+        verdict.add("x_robots_tag", xrobots.from_headers(headers, token, for_image=True))
+    if switches.tdmrep:
+        verdict.add("tdmrep.header", tdmrep.from_headers(headers))
+
+
+def page_verdict(headers: Any, body: bytes, settings: Settings) -> Verdict:
+    """Signals of a page that its images inherit."""
+    verdict = Verdict()
+    header_checks(headers, settings, verdict)
+    if settings.signals.meta_robots:
+        verdict.add(
+            "meta_robots",
+            xrobots.from_html_meta(body, settings.robots_token, for_image=True),
+        )
+    if settings.signals.tdmrep:
+        verdict.add("tdmrep.meta", tdmrep.from_html_meta(body))
+    return verdict
+
+
+@dataclass(frozen=True)
+class EmbeddedMetadata:
+    """What an image's bytes say (computed off the reactor thread)."""
+
+    results: list[tuple[str, SignalResult]]
+    c2pa_remote_url: str | None
+
+
+def embedded_checks(
+    body: bytes, mime: str | None, settings: Settings, remote_manifest: bytes | None = None
+) -> EmbeddedMetadata:
+    results: list[tuple[str, SignalResult]] = []
+    remote_url: str | None = None
+    if settings.signals.xmp:
+        _, xmp_results = check_xmp(body, settings.exclude_minors)
+        labels = ("xmp.data_mining", "xmp.minors")
+        for i, result in enumerate(xmp_results):
+            results.append((labels[i] if i < len(labels) else f"xmp.{i}", result))
+    if settings.signals.c2pa:
+        remote_url = remote_manifest_url(body)
+        if has_c2pa_jumbf(body) or remote_url or remote_manifest is not None:
+            info = read_c2pa(body, mime, remote_manifest)
+        else:
+            info = C2paInfo(False, note="no C2PA manifest (no JUMBF box, no remote reference)")
+        for result in c2pa_signals(info):
+            results.append(("c2pa", result))
+    return EmbeddedMetadata(results, remote_url)
