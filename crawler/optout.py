@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from crawler.signals import SignalResult, aipref, tdmrep, xrobots
+from crawler.signals import NONE, SignalResult, aipref, tdmrep, xrobots
 from crawler.signals.c2pa_manifest import (
     C2paInfo,
     c2pa_signals,
@@ -27,6 +27,7 @@ from crawler.signals.c2pa_manifest import (
     read_c2pa,
     remote_manifest_url,
 )
+from crawler.signals.htmlmeta import MAX_HTML_BYTES
 from crawler.signals.xmp import check_xmp
 from pipeline.config import Settings
 
@@ -67,13 +68,21 @@ def page_verdict(headers: Any, body: bytes, settings: Settings) -> Verdict:
     """Signals of a page that its images inherit."""
     verdict = Verdict()
     header_checks(headers, settings, verdict)
+    # A meta tag can only be there if its name is: skip the second HTML parse when it is not.
+    lowered = body[:MAX_HTML_BYTES].lower()
+    token = settings.robots_token.lower().encode()
     if settings.signals.meta_robots:
-        verdict.add(
-            "meta_robots",
-            xrobots.from_html_meta(body, settings.robots_token, for_image=True),
-        )
+        if b"robots" in lowered or token in lowered:
+            result = xrobots.from_html_meta(body, settings.robots_token, for_image=True)
+        else:
+            result = SignalResult(xrobots.META_CHECK, NONE, detail="no robots meta tag")
+        verdict.add("meta_robots", result)
     if settings.signals.tdmrep:
-        verdict.add("tdmrep.meta", tdmrep.from_html_meta(body))
+        if b"tdm-" in lowered:
+            result = tdmrep.from_html_meta(body)
+        else:
+            result = SignalResult(tdmrep.CHECK, NONE, detail="HTML meta: no tdm-reservation")
+        verdict.add("tdmrep.meta", result)
     return verdict
 
 

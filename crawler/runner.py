@@ -102,6 +102,7 @@ def scrapy_settings(context: CrawlContext, concurrency: int, log_level: str) -> 
         "RETRY_TIMES": 1,
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
+        "REMOTE_CONTROL_ENABLED": False,  # Scrapy 2.19's code-executing HTTP control server
         "LOG_LEVEL": log_level,
         "DEPTH_LIMIT": 0,  # per source, in the spider
         "METAREFRESH_ENABLED": False,
