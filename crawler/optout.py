@@ -105,11 +105,14 @@ def embedded_checks(
         for i, result in enumerate(xmp_results):
             results.append((labels[i] if i < len(labels) else f"xmp.{i}", result))
     if settings.signals.c2pa:
-        remote_url = remote_manifest_url(body)
-        if has_c2pa_jumbf(body) or remote_url or remote_manifest is not None:
+        reference = remote_manifest_url(body)
+        if has_c2pa_jumbf(body) or reference or remote_manifest is not None:
             info = read_c2pa(body, mime, remote_manifest)
         else:
             info = C2paInfo(False, note="no C2PA manifest (no JUMBF box, no remote reference)")
+        # Only a manifest that is not embedded is worth fetching (and only inside consent).
+        if not info.present and not info.error and remote_manifest is None:
+            remote_url = info.remote_url
         for result in c2pa_signals(info):
             results.append(("c2pa", result))
     return EmbeddedMetadata(results, remote_url)
