@@ -23,8 +23,8 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from pipeline.licences import LicenceError, normalise_expression
@@ -79,11 +79,13 @@ class Blocklist(_Strict):
     path: NonEmpty
     threshold: int | None = Field(default=None, ge=0, le=256)
 
-    @model_validator(mode="after")
-    def _threshold_only_for_pdq(self) -> Blocklist:
-        if self.threshold is not None and self.kind != "pdq":
+    # Field validators (not model validators) so the problem names the key it is about.
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_only_for_pdq(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("kind", "pdq") != "pdq":
             raise ValueError("threshold is only meaningful for kind 'pdq'")
-        return self
+        return value
 
 class Limits(_Strict):
     max_bytes: int = Field(default=20_000_000, gt=0)
@@ -125,11 +127,13 @@ class Consent(_Strict):
     uses: list[NonEmpty] = Field(min_length=1)
     evidence: Evidence
 
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> Consent:
-        if self.expires_at <= self.granted_at:
+    @field_validator("expires_at")
+    @classmethod
+    def _dates_in_order(cls, value: date, info: ValidationInfo) -> date:
+        granted_at = info.data.get("granted_at")
+        if granted_at is not None and value <= granted_at:
             raise ValueError("expires_at must be after granted_at")
-        return self
+        return value
 
 class AgeVerification(_Strict):
     id: NonEmpty
@@ -138,11 +142,13 @@ class AgeVerification(_Strict):
     verified_at: date
     expires_at: date
 
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> AgeVerification:
-        if self.expires_at <= self.verified_at:
+    @field_validator("expires_at")
+    @classmethod
+    def _dates_in_order(cls, value: date, info: ValidationInfo) -> date:
+        verified_at = info.data.get("verified_at")
+        if verified_at is not None and value <= verified_at:
             raise ValueError("expires_at must be after verified_at")
-        return self
+        return value
 
 class SourceLicence(_Strict):
     default: str | None = None
@@ -192,14 +198,16 @@ class Source(_Strict):
     def _urls(cls, value: list[str]) -> list[str]:
         return [_http_url(v) for v in value]
 
-    @model_validator(mode="after")
-    def _scope_covers_start_urls(self) -> Source:
+    @field_validator("scope")
+    @classmethod
+    def _scope_covers_start_urls(cls, value: list[str], info: ValidationInfo) -> list[str]:
         from pipeline.scope import url_in_prefixes
 
-        uncovered = [u for u in self.start_urls if not url_in_prefixes(u, self.scope)]
+        start_urls = info.data.get("start_urls") or []
+        uncovered = [u for u in start_urls if not url_in_prefixes(u, value)]
         if uncovered:
             raise ValueError(f"scope does not cover start URL(s): {', '.join(uncovered)}")
-        return self
+        return value
 
     @property
     def consent_sha256(self) -> str:
@@ -275,6 +283,11 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
 
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+# Dates stay strings for pydantic to parse: PyYAML's own timestamp constructor raises a bare
+# ValueError on `2026-13-01`, which would escape as a crash instead of a `file: key: problem`.
+_UniqueKeyLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str
 )
 
 def _display(path: Path, root: Path) -> str:
