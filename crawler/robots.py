@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from protego import Protego
 from robotexclusionrulesparser import RobotExclusionRulesParser
@@ -209,8 +209,8 @@ class RobotsPolicy:
             f"{'Allow' if r.allow else 'Disallow'}: {r.pattern}" for r in self.rules
         )
         self._protego = Protego.parse(synthesized)
-        self._rerp = RobotExclusionRulesParser()
-        self._rerp.parse(synthesized)
+        self._heads = [(_head(r.pattern), _head(unquote(r.pattern))) for r in self.rules]
+        self._rerp_by_subset: dict[tuple[int, ...], RobotExclusionRulesParser] = {}
         self._cache: dict[str, RobotsDecision] = {}
 
     @classmethod
@@ -218,6 +218,32 @@ class RobotsPolicy:
         policy = cls("", token, frozenset())
         policy.source_url = why
         return policy
+
+    def _candidates(self, path: str) -> tuple[int, ...]:
+        """Indices of the rules whose literal head the path starts with (raw or decoded)."""
+        decoded = unquote(path)
+        return tuple(
+            i for i, (raw, dec) in enumerate(self._heads)
+            if path.startswith(raw) or decoded.startswith(dec)
+        )
+
+    def _rerp_for(self, subset: tuple[int, ...]) -> RobotExclusionRulesParser:
+        """robotexclusionrulesparser over only the rules that can match `path`, in file order.
+
+        It is first-match, so rules that cannot match never change its answer; dropping them
+        turns its 0.2-0.5 ms per decision on a large file into a few microseconds, and paths of
+        one section share one parser (cached by rule subset).
+        """
+        parser = self._rerp_by_subset.get(subset)
+        if parser is None:
+            parser = RobotExclusionRulesParser()
+            parser.parse("User-agent: *\n" + "\n".join(
+                f"{'Allow' if self.rules[i].allow else 'Disallow'}: {self.rules[i].pattern}"
+                for i in subset
+            ))
+            if len(self._rerp_by_subset) < 4096:
+                self._rerp_by_subset[subset] = parser
+        return parser
 
     def check(self, url: str, ai_optout: bool = True) -> RobotsDecision:
         path = _path_of(url)
@@ -230,12 +256,14 @@ class RobotsPolicy:
         return cached
 
     def _decide(self, url: str, path: str, ai_optout: bool) -> RobotsDecision:
-        if self.rules:
-            deciding = longest_match(self.rules, path)
+        subset = self._candidates(path) if self.rules else ()
+        candidates = [self.rules[i] for i in subset]
+        if candidates:
+            deciding = longest_match(candidates, path)
             try:
                 with deadline(DECISION_DEADLINE_S) if self._dangerous else _nullcontext():
                     ok_protego = self._protego.can_fetch(url, self.token)
-                    ok_rerp = self._rerp.is_allowed(self.token, url)
+                    ok_rerp = self._rerp_for(subset).is_allowed(self.token, url)
             except DecisionTimeout:
                 return RobotsDecision(
                     False,
@@ -249,7 +277,7 @@ class RobotsPolicy:
                 if deciding is None or deciding.allow:
                     # Only the first-match parser refused: show the first disallow that matches.
                     deciding = next(
-                        (r for r in self.rules if not r.allow and glob_match(r.pattern, path)),
+                        (r for r in candidates if not r.allow and glob_match(r.pattern, path)),
                         deciding,
                     )
                 found = (
@@ -264,6 +292,8 @@ class RobotsPolicy:
                 )
         if ai_optout:
             for group, names in self.ai_groups:
+                if not _may_match(_prefixes(group.rules), path):
+                    continue
                 rule = longest_match(group.rules, path)
                 if rule is not None and not rule.allow:
                     return RobotsDecision(
@@ -273,13 +303,45 @@ class RobotsPolicy:
                         f"{self.source_url} blocks AI-training agent(s) "
                         f"{', '.join(names)} for this path",
                     )
-        deciding = longest_match(self.rules, path) if self.rules else None
+        deciding = longest_match(candidates, path) if candidates else None
         return RobotsDecision(
             True,
             None,
             f"line {deciding.line}: {deciding.raw}" if deciding else None,
             f"{self.source_url} group User-agent: {self.group_label}",
         )
+
+
+def _head(pattern: str) -> str:
+    """A pattern's literal head (before any wildcard); "/" when it cannot be trusted."""
+    if not pattern.startswith("/"):
+        return "/"
+    return pattern.split("*", 1)[0].split("$", 1)[0] or "/"
+
+
+@lru_cache(maxsize=1024)
+def _prefixes_of(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    out = set()
+    for pattern in patterns:
+        literal = pattern.split("*", 1)[0].split("$", 1)[0] or "/"
+        out.add(literal)
+        out.add(unquote(literal))
+    return tuple(sorted(out))
+
+
+def _prefixes(rules: list[Rule]) -> tuple[str, ...]:
+    """Literal heads of the rules' patterns (raw and percent-decoded)."""
+    return _prefixes_of(tuple(r.pattern for r in rules))
+
+
+def _may_match(prefixes: tuple[str, ...], path: str) -> bool:
+    """False only when no rule can match: both parsers then allow, so neither is asked.
+
+    Every pattern matches from the start of the path, so a path that begins with none of the
+    rules' literal heads (compared raw and percent-decoded, as the parsers normalise) matches
+    no rule. This keeps the 0.5 ms robotexclusionrulesparser decision off most image URLs.
+    """
+    return path.startswith(prefixes) or unquote(path).startswith(prefixes)
 
 
 @contextmanager

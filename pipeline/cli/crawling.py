@@ -76,6 +76,12 @@ def crawl(env: Env, source_ids: tuple[str, ...], as_json: bool, concurrency: int
     click.echo(f"run {doc['run_id']}: {counts['items']} items, {counts['rejections']} rejections")
     for reason, n in counts["by_reason"].items():
         click.echo(f"  {reason}: {n}")
+    for source_id, conflict in doc.get("conflicts", {}).items():
+        reasons_text = ", ".join(f"{r} {n}" for r, n in conflict["by_reason"].items())
+        click.echo(
+            f"  conflict: {source_id} consented ({conflict['consent_id']}) but its own signals "
+            f"refused {conflict['refused']} URL(s): {reasons_text}; go back to the source"
+        )
     click.echo(f"  {env.data_dir / 'runs' / doc['run_id']}")
 
 
