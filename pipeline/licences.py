@@ -54,7 +54,10 @@ def normalise_expression(value: str) -> str:
 
 _CC_LICENCE = re.compile(
     r"^/licen[cs]es/(?P<code>by|by-sa|by-nd|by-nc|by-nc-sa|by-nc-nd|sa|nc|nd|nc-sa)"
-    r"/(?P<version>\d\.\d)(?:/(?P<port>[a-z]{2}(?:-[a-z]{2})?))?(?:/.*)?$"
+    r"/(?P<version>\d\.\d)"
+    # Any segment after the version but legalcode/deed/rdf names a port (de, igo, scotland):
+    # it maps to that port's own SPDX id or to None, never to the unported licence.
+    r"(?:/(?!legalcode|deed|rdf)(?P<port>[^/]+))?(?:/.*)?$"
 )
 _CC_PUBLIC_DOMAIN = {
     "/publicdomain/zero/1.0": "CC0-1.0",
