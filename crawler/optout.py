@@ -5,13 +5,17 @@ ai.txt) are gates in :mod:`crawler.downloadermiddlewares`. What can only be read
 is evaluated here, each check only when its switch in ``clearance.yaml signals:`` is on:
 
 * on a page: ``Content-Usage``, ``X-Robots-Tag`` and ``tdm-reservation`` headers, and
-  ``<meta name="robots">`` / ``<meta name="ClearanceBot">`` / ``<meta name="tdm-reservation">``.
+  ``<meta name="robots">`` / ``<meta name="ClearanceBot">`` / ``<meta name="tdm-reservation">``
+  (TDMRep header and meta combined in the spec's processing priority: meta supersedes).
   They apply to the images found on the page (labelled ``page.*`` on the image's row); a page
   that refuses means its images are refused without being fetched.
 * on an image: the same headers, then XMP (IPTC/PLUS data mining, minor models) and C2PA/CAWG
   training-mining assertions read from the bytes.
 
-Every result is kept with its raw evidence; the first refusal decides the reason.
+Every result is kept with its raw evidence; the first refusal decides the reason. One place is
+stricter than TDMRep's precedence on purpose: a location reserved by ``tdmrep.json`` is never
+fetched, so a ``tdm-reservation: 0`` header on it (which the spec lets supersede the file) is
+never seen. The reserved path stays unrequested, as DESIGN.md promises.
 """
 
 from __future__ import annotations
@@ -54,20 +58,22 @@ class Verdict:
         return out
 
 
-def header_checks(headers: Any, settings: Settings, verdict: Verdict) -> None:
+def header_checks(
+    headers: Any, settings: Settings, verdict: Verdict, *, tdm: bool = True
+) -> None:
     switches, token = settings.signals, settings.robots_token
     if switches.content_usage:
         verdict.add("content_usage.header", aipref.content_usage_from_headers(headers))
     if switches.x_robots_tag:
         verdict.add("x_robots_tag", xrobots.from_headers(headers, token, for_image=True))
-    if switches.tdmrep:
+    if switches.tdmrep and tdm:
         verdict.add("tdmrep.header", tdmrep.from_headers(headers))
 
 
 def page_verdict(headers: Any, body: bytes, settings: Settings) -> Verdict:
     """Signals of a page that its images inherit."""
     verdict = Verdict()
-    header_checks(headers, settings, verdict)
+    header_checks(headers, settings, verdict, tdm=False)
     # A meta tag can only be there if its name is: skip the second HTML parse when it is not.
     lowered = body[:MAX_HTML_BYTES].lower()
     token = settings.robots_token.lower().encode()
@@ -79,10 +85,11 @@ def page_verdict(headers: Any, body: bytes, settings: Settings) -> Verdict:
         verdict.add("meta_robots", result)
     if settings.signals.tdmrep:
         if b"tdm-" in lowered:
-            result = tdmrep.from_html_meta(body)
+            meta = tdmrep.from_html_meta(body)
         else:
-            result = SignalResult(tdmrep.CHECK, NONE, detail="HTML meta: no tdm-reservation")
-        verdict.add("tdmrep.meta", result)
+            meta = SignalResult(tdmrep.CHECK, NONE, detail="HTML meta: no tdm-reservation")
+        # The spec's processing priority: HTML meta supersedes the page's headers.
+        verdict.add("tdmrep", tdmrep.decide(None, tdmrep.from_headers(headers), meta))
     return verdict
 
 

@@ -136,3 +136,29 @@ def test_ai_agent_block_is_an_opt_out_even_where_our_group_allows(server: MockSe
     rejection = result.rejection(server.url(DISALLOWED[0]))
     assert rejection["reason"] == reasons.ROBOTS_AI_OPTOUT
     assert "Disallow: /site/private/" in rejection["detail"] and "gptbot" in rejection["detail"]
+
+
+def test_crawl_delay_spaces_requests_to_the_host(server: MockServer, tmp_path):
+    server.route("/robots.txt", body="User-agent: *\nCrawl-delay: 0.6\n", content_type="text/plain")
+    server.route("/site/", body=page("".join(f'<a href="/site/p{i}.html">p</a>' for i in range(3))))
+    for i in range(3):
+        server.route(f"/site/p{i}.html", body=page("p"))
+    _config(server, tmp_path)
+    result = run_crawl_cli(tmp_path)
+    assert result.returncode == 0, result.stderr
+    times = sorted(r.time for r in server.requests if r.path.startswith("/site/p"))
+    assert len(times) == 3
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) >= 0.55, gaps  # a minimum: Scrapy's 0.5x-1.5x jitter must not undercut it
+
+
+def test_robots_redirect_inside_consent_is_followed(server: MockServer, tmp_path):
+    server.redirect("/robots.txt", "/site/robots-real.txt")
+    server.route("/site/robots-real.txt", body="User-agent: *\nDisallow: /site/private/\n",
+                 content_type="text/plain")
+    _config(server, tmp_path, [server.url(DISALLOWED[0]), server.url("/site/")])
+    result = run_crawl_cli(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert server.was_requested("/site/robots-real.txt") and server.was_requested("/site/ok.html")
+    assert not server.was_requested(DISALLOWED[0])
+    assert "robots-real.txt" in result.rejection(server.url(DISALLOWED[0]))["detail"]

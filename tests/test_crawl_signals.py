@@ -285,3 +285,12 @@ def test_remote_c2pa_manifest_inside_consent_is_fetched_and_must_be_readable(srv
     rejection = result.rejection(srv.url("/site/remote.jpg"))
     assert rejection["reason"] == reasons.C2PA_TRAINING_NOT_ALLOWED
     assert "unreadable" in rejection["detail"]
+
+
+def test_tdm_meta_supersedes_the_page_header_as_the_spec_says(srv, tmp_path):
+    serve_image(srv, "/site/meta0/a.jpg", image_bytes((1, 1, 1)))
+    srv.route("/site/meta0.html", headers={"tdm-reservation": "1"}, body=page(
+        '<img src="/site/meta0/a.jpg">', head='<meta name="tdm-reservation" content="0">'))
+    result = crawl(srv, tmp_path, [], extra_pages='<a href="/site/meta0.html">m</a>')
+    kept = signal(result.item(srv.url("/site/meta0/a.jpg")), "page.tdmrep")
+    assert kept["decision"] == "allow" and "supersedes" in kept["detail"]

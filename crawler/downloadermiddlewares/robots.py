@@ -125,8 +125,10 @@ class RobotsGateMiddleware:
         downloader = self.crawler.engine.downloader
         _, slot = downloader._get_slot(request)
         wanted = min(delay, MAX_CRAWL_DELAY_S)
-        if slot.delay < wanted:
-            slot.delay = wanted
+        if slot.delay < wanted or slot.jitter:
+            # Crawl-delay is a minimum: Scrapy's jitter (0.5x-1.5x) would undercut it.
+            slot.delay = max(slot.delay, wanted)
+            slot.jitter = 0.0
             logger.info("Crawl-delay %.2fs applied to %s", wanted, request.url)
 
     def _refuse(
