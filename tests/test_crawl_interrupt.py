@@ -1,0 +1,72 @@
+"""An interrupted or killed crawl never leaves Parquet that looks complete."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from crawlkit import image_bytes, local_source, page, write_settings
+from mockserver import MockServer
+
+from pipeline.runs import completed_runs
+
+
+@pytest.fixture
+def slow_site():
+    with MockServer() as srv:
+        srv.route("/robots.txt", status=404)
+        links = "".join(f'<a href="/site/p{i}.html">p</a>' for i in range(40))
+        srv.route("/site/", body=page(links + '<img src="/site/a.jpg">'))
+        srv.route("/site/a.jpg", body=image_bytes(), content_type="image/jpeg")
+        for i in range(40):
+            srv.route(f"/site/p{i}.html", body=page(f'<img src="/site/i{i}.jpg">'), delay=0.4)
+            srv.route(f"/site/i{i}.jpg", body=image_bytes((i, i, i)), content_type="image/jpeg")
+        yield srv
+
+
+def _start(tmp: Path, srv: MockServer) -> subprocess.Popen[str]:
+    write_settings(tmp / "configs", [local_source("site", srv.url("/site/"),
+                                                  crawl={"download_delay": 0.2})])
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "--config", str(tmp / "configs"),
+         "--data", str(tmp / "data"), "crawl", "--json", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for_some_images(srv: MockServer) -> None:
+    deadline = time.monotonic() + 30
+    while sum(1 for p in srv.paths() if p.startswith("/site/i")) < 2:
+        assert time.monotonic() < deadline, srv.paths()
+        time.sleep(0.1)
+
+
+def test_killed_crawl_leaves_no_visible_run(slow_site: MockServer, tmp_path: Path):
+    proc = _start(tmp_path, slow_site)
+    _wait_for_some_images(slow_site)
+    proc.kill()
+    proc.wait(timeout=10)
+    runs = list((tmp_path / "data" / "runs").iterdir())
+    assert len(runs) == 1
+    names = {p.name for p in runs[0].iterdir()}
+    assert "items.parquet" not in names and "run.json" not in names, names
+    assert completed_runs(tmp_path / "data") == []
+
+
+def test_interrupted_crawl_commits_a_consistent_run_marked_shutdown(slow_site, tmp_path):
+    proc = _start(tmp_path, slow_site)
+    _wait_for_some_images(slow_site)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    run = json.loads(out)
+    assert run["finish_reason"] == "shutdown"
+    (info,) = completed_runs(tmp_path / "data")
+    assert pq.read_table(info.items_path).num_rows == run["counts"]["items"]
+    assert run["counts"]["items"] < 41
