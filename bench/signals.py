@@ -61,11 +61,11 @@ def jpeg(size: tuple[int, int] = (512, 512)) -> bytes:
 
 def with_xmp(data: bytes) -> bytes:
     packet = (
-        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
-        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
-        'xmlns:plus="http://ns.useplus.org/ldf/xmp/1.0/" '
-        'plus:DataMining="http://ns.useplus.org/ldf/vocab/DMI-ALLOWED"/></rdf:RDF></x:xmpmeta>'
-    ).encode()
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+        b'xmlns:plus="http://ns.useplus.org/ldf/xmp/1.0/" '
+        b'plus:DataMining="http://ns.useplus.org/ldf/vocab/DMI-ALLOWED"/></rdf:RDF></x:xmpmeta>'
+    )
     payload = b"http://ns.adobe.com/xap/1.0/\x00" + packet
     return data[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + data[2:]
 

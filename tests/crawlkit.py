@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-from PIL import Image
-
 from helpers_config import settings_doc, source_doc, write_config
+from PIL import Image
 
 CRAWL_TIMEOUT_S = 90
 
@@ -95,4 +94,5 @@ def image_bytes(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, in
 
 
 def page(body: str, title: str = "page", head: str = "") -> str:
-    return f"<!doctype html><html><head><title>{title}</title>{head}</head><body>{body}</body></html>"
+    return (f"<!doctype html><html><head><title>{title}</title>{head}</head>"
+            f"<body>{body}</body></html>")

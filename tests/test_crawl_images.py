@@ -37,7 +37,8 @@ def site():
         srv.route("/site/", body=page(
             '<a rel="license" href="https://creativecommons.org/licenses/by-sa/4.0/">CC BY-SA</a>'
             '<img src="/site/img/red.jpg" alt="A red square">'
-            '<img src="/site/img/small.jpg" srcset="/site/img/small.jpg 100w, /site/img/big.jpg 800w"'
+            '<img src="/site/img/small.jpg"'
+            ' srcset="/site/img/small.jpg 100w, /site/img/big.jpg 800w"'
             ' alt="responsive">'
             '<picture><source srcset="/site/img/pic-large.jpg 2x"><img src="/site/img/pic.jpg"'
             ' alt="picture"></picture>'
