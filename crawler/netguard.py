@@ -54,7 +54,7 @@ class Resolver:
                 infos = await loop.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
             except OSError:
                 infos = []
-            result = tuple(sorted({info[4][0] for info in infos}))
+            result = tuple(sorted({str(info[4][0]) for info in infos}))
         self._cache[host] = result
         return result
 

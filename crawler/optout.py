@@ -50,11 +50,11 @@ class Verdict:
         return next(((label, r) for label, r in self.results if r.denies), None)
 
     def rows(self, prefix: str = "") -> dict[str, dict[str, Any]]:
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         for label, result in self.results:
             row = result.as_row()
             row["check"] = f"{prefix}{label}"
-            out[row["check"]] = row
+            out[f"{prefix}{label}"] = row
         return out
 
 

@@ -11,7 +11,8 @@ embedded metadata) are read after the fetch, in :mod:`crawler.optout`.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
 
@@ -85,31 +86,35 @@ class OptOutGateMiddleware:
 
     async def _tdmrep(self, request: Request) -> None:
         assert self.tdmrep is not None
-        state = await self.tdmrep.get(request)
-        if state.policy is None:
-            result = tdmrep.file_unreadable(state.failure or "unavailable")
-        else:
-            parsed, where = state.policy
-            if parsed is None:
-                result = tdmrep.file_absent(where)
-            else:
-                result = located(parsed.match(request.url), where)
-        record_signal(request, result, "tdmrep.file")
-        if result.denies:
-            self._refuse(request, result)
+        await self._check(
+            request, self.tdmrep, "tdmrep.file", tdmrep.file_unreadable, tdmrep.file_absent,
+            lambda parsed: parsed.match(request.url),
+        )
 
     async def _aitxt(self, request: Request) -> None:
         assert self.aitxt is not None
-        state = await self.aitxt.get(request)
+        await self._check(
+            request, self.aitxt, "ai_txt", aitxt.file_unreadable, aitxt.file_absent,
+            lambda parsed: parsed.check(request.url, self.token),
+        )
+
+    async def _check(
+        self,
+        request: Request,
+        files: OriginPolicies[tuple[Any, str]],
+        label: str,
+        unreadable: Callable[[str], SignalResult],
+        absent: Callable[[str], SignalResult],
+        decide: Callable[[Any], SignalResult],
+    ) -> None:
+        """Read the origin's file (cached), decide for this URL, record it, refuse if it says no."""
+        state = await files.get(request)
         if state.policy is None:
-            result = aitxt.file_unreadable(state.failure or "unavailable")
+            result = unreadable(state.failure or "unavailable")
         else:
             parsed, where = state.policy
-            if parsed is None:
-                result = aitxt.file_absent(where)
-            else:
-                result = located(parsed.check(request.url, self.token), where)
-        record_signal(request, result, "ai_txt")
+            result = absent(where) if parsed is None else located(decide(parsed), where)
+        record_signal(request, result, label)
         if result.denies:
             self._refuse(request, result)
 
