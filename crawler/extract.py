@@ -40,7 +40,7 @@ def _srcset(value: str | None) -> list[tuple[float, str]]:
         bits = part.strip().split()
         if not bits:
             continue
-        weight = 1.0
+        weight = 1e6  # no descriptor means 1x (HTML srcset)
         if len(bits) > 1:
             match = _DESCRIPTOR.match(bits[-1])
             if match:
