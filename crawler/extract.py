@@ -13,6 +13,7 @@ from urllib.parse import urldefrag, urljoin
 from parsel import Selector
 
 _DESCRIPTOR = re.compile(r"^(\d+(?:\.\d+)?)([wx])$")
+_CANDIDATE_URL = re.compile(r"[\s,]*([^\s,]\S*)")
 
 
 @dataclass(frozen=True)
@@ -36,17 +37,25 @@ def _srcset(value: str | None) -> list[tuple[float, str]]:
     out: list[tuple[float, str]] = []
     if not value:
         return out
-    for part in value.split(","):
-        bits = part.strip().split()
-        if not bits:
-            continue
-        weight = 1e6  # no descriptor means 1x (HTML srcset)
-        if len(bits) > 1:
-            match = _DESCRIPTOR.match(bits[-1])
-            if match:
-                number = float(match.group(1))
-                weight = number if match.group(2) == "w" else number * 1e6
-        out.append((weight, bits[0]))
+    # HTML's algorithm, not a split on ",": a URL runs to whitespace, so the comma inside a
+    # `data:image/gif;base64,...` placeholder does not turn its payload into a relative URL.
+    pos = 0
+    while match := _CANDIDATE_URL.match(value, pos):
+        url, pos = match.group(1), match.end()
+        descriptors: list[str] = []
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            end = value.find(",", pos)
+            end = len(value) if end < 0 else end
+            descriptors, pos = value[pos:end].split(), end + 1
+        weight = 1e6  # no descriptor means 1x
+        if descriptors:
+            found = _DESCRIPTOR.match(descriptors[-1])
+            if found:
+                number = float(found.group(1))
+                weight = number if found.group(2) == "w" else number * 1e6
+        out.append((weight, url))
     return out
 
 
