@@ -78,6 +78,8 @@ class _StreamingParquet:
         For the rare late exclusion (an opt-out seen after its item was written); the file is
         still hidden, so no reader ever sees the rows.
         """
+        if not values:
+            return []  # an empty value set has Arrow type null, which is_in refuses
         self.flush()
         self.writer.close()
         table = pq.read_table(self.partial, schema=self.schema)
