@@ -279,7 +279,7 @@ def test_decisions_are_cached_per_path() -> None:
     p = policy("User-agent: *\nDisallow: /a\n")
     first = p.check(HOST + "/a/1")
     assert p.check(HOST + "/a/1") is first
-    # The host is not part of the key (one policy per host), but the query is.
+    # The query is part of the key.
     assert p.check(HOST + "/a/1?x").allowed is False
 
 
