@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 from protego import Protego
 from robotexclusionrulesparser import RobotExclusionRulesParser
 
+from crawler.signals.robotsfile import product_token
 from pipeline import reasons
 
 logger = logging.getLogger(__name__)
@@ -101,11 +103,6 @@ def parse_groups(text: str) -> tuple[list[Group], list[tuple[str, str, int]]]:
     return groups, toplevel
 
 
-def _token(agent: str) -> str:
-    # "ClearanceBot/1.0 (+url)" in a group line names the product token before "/".
-    return agent.split("/", 1)[0].strip().lower()
-
-
 @lru_cache(maxsize=8192)
 def glob_match(pattern: str, path: str) -> bool:
     """RFC 9309 pattern match (prefix, ``*`` any run, trailing ``$`` end), linear-time greedy."""
@@ -166,12 +163,17 @@ def deadline(seconds: float) -> Iterator[None]:
         raise DecisionTimeout()
 
     previous = signal.signal(signal.SIGALRM, _expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    outer, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer:
+            # Put back an outer alarm (pytest-timeout, say), less the time spent here.
+            remaining = max(outer - (time.monotonic() - started), 0.001)
+            signal.setitimer(signal.ITIMER_REAL, remaining, outer_interval)
 
 
 def _path_of(url: str) -> str:
@@ -190,7 +192,7 @@ class RobotsPolicy:
         self.content_usage = parse_robots_content_usage(text, token)
         self.token = token.lower()
         self.groups, self.toplevel = parse_groups(text)
-        ours = [g for g in self.groups if any(_token(a) == self.token for a in g.agents)]
+        ours = [g for g in self.groups if any(product_token(a) == self.token for a in g.agents)]
         self.group_label = token
         if not ours:
             ours = [g for g in self.groups if any(a.strip() == "*" for a in g.agents)]
@@ -200,9 +202,9 @@ class RobotsPolicy:
         delays = [g.crawl_delay for g in ours if g.crawl_delay is not None]
         self.crawl_delay: float | None = max(delays) if delays else None
         self.ai_groups = [
-            (g, sorted({_token(a) for a in g.agents} & ai_agents))
+            (g, sorted({product_token(a) for a in g.agents} & ai_agents))
             for g in self.groups
-            if {_token(a) for a in g.agents} & ai_agents
+            if {product_token(a) for a in g.agents} & ai_agents
         ]
         self._dangerous = any(r.pattern.count("*") >= 3 for r in self.rules)
         synthesized = "User-agent: *\n" + "\n".join(
@@ -268,7 +270,7 @@ class RobotsPolicy:
                 return RobotsDecision(
                     False,
                     reasons.ROBOTS_DISALLOWED,
-                    deciding.raw if deciding else None,
+                    f"line {deciding.line}: {deciding.raw}" if deciding else None,
                     f"rule evaluation exceeded {DECISION_DEADLINE_S}s on {self.source_url}; "
                     "refused (fail closed)",
                 )

@@ -379,12 +379,6 @@ def test_content_usage_falls_back_to_star_and_ignores_near_miss_groups() -> None
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="crawler.signals.robotsfile.RobotsFile.select matches the agent line exactly, so a "
-    "`User-agent: ClearanceBot/1.0` group gives its Allow/Disallow rules but not its "
-    "Content-Usage rules",
-)
 def test_content_usage_from_a_versioned_group_line() -> None:
     text = "User-agent: *\nAllow: /\n\nUser-agent: ClearanceBot/1.0\nContent-Usage: train-ai=n\n"
     assert policy(text).content_usage == [(None, "train-ai=n", "Content-Usage: train-ai=n")]
@@ -537,3 +531,20 @@ def test_ai_robots_txt_one_group_many_agents(shared_fixtures: Path) -> None:
     decision = p.check("https://x.example/a.jpg")
     assert decision.reason == reasons.ROBOTS_AI_OPTOUT
     assert "gptbot" in (decision.detail or "")
+
+
+def test_deadline_puts_back_an_outer_alarm() -> None:
+    import signal as _signal
+
+    from crawler.robots import deadline
+
+    previous = _signal.signal(_signal.SIGALRM, lambda *a: None)
+    _signal.setitimer(_signal.ITIMER_REAL, 100.0)
+    try:
+        with deadline(0.05):
+            pass
+        remaining, _ = _signal.getitimer(_signal.ITIMER_REAL)
+        assert 99.0 < remaining <= 100.0
+    finally:
+        _signal.setitimer(_signal.ITIMER_REAL, 0)
+        _signal.signal(_signal.SIGALRM, previous)

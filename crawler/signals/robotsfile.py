@@ -24,6 +24,15 @@ _USER_AGENT_KEYS = frozenset({"user-agent", "useragent", "user agent"})
 _NOT_A_GROUP_MEMBER = frozenset({"sitemap"})
 
 
+def product_token(agent: str) -> str:
+    """A user-agent line's product token, lower-cased: ``ClearanceBot/1.0`` -> ``clearancebot``.
+
+    RFC 9309 matches the product token exactly (case-insensitively); a version after ``/`` is
+    not part of it.
+    """
+    return agent.split("/", 1)[0].strip().lower()
+
+
 @dataclass(frozen=True)
 class Line:
     """One ``key: value`` line: the key lower-cased, the value stripped, the line as written."""
@@ -88,10 +97,10 @@ class RobotsFile:
         Returns ``(token_as_written, lines)`` when a group names the token, ``("*", lines)``
         when only the ``*`` groups apply, and ``(None, ())`` when no group applies.
         """
-        wanted = token.strip().lower()
+        wanted = product_token(token)
         for label in (wanted, "*"):
-            chosen = [g for g in self.groups if any(a.strip().lower() == label for a in g.agents)]
+            chosen = [g for g in self.groups if any(product_token(a) == label for a in g.agents)]
             if chosen:
-                matched = next(a.strip() for a in chosen[0].agents if a.strip().lower() == label)
+                matched = next(a.strip() for a in chosen[0].agents if product_token(a) == label)
                 return matched, tuple(line for g in chosen for line in g.lines)
         return None, ()
