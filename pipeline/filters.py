@@ -9,6 +9,7 @@ total/kept/dropped per reason and turns every dropped row into an exclusion row
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import Counter
 from datetime import date
 from typing import Any, ClassVar, Literal
@@ -27,7 +28,7 @@ Drop = tuple[Literal[False], str, str | None]
 Verdict = Keep | Drop
 
 
-class BuildFilter:
+class BuildFilter(ABC):
     """Base of every build step: subclasses set ``name``/``columns`` and implement ``filter``."""
 
     name: ClassVar[str] = "filter"
@@ -40,8 +41,9 @@ class BuildFilter:
         """Reorder the input if the filter needs it (dedupe sorts); the default keeps it."""
         return table
 
+    @abstractmethod
     def filter(self, row: dict[str, Any]) -> Verdict:
-        raise NotImplementedError
+        """Keep (``True``) or drop (``(False, reason, detail)``) one row."""
 
     def __call__(self, table: pa.Table) -> tuple[pa.Table, pa.Table]:
         """Return (kept rows, exclusion rows) for one table."""
