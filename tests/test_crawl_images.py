@@ -149,3 +149,20 @@ def test_max_depth_and_page_limit(tmp_path: Path):
         result = run_crawl_cli(tmp_path)
         assert result.returncode == 0, result.stderr
         assert srv.was_requested("/site/p2.html") and not srv.was_requested("/site/p3.html")
+
+
+def test_max_pages_per_source_bounds_the_pages_used(tmp_path: Path):
+    with MockServer() as srv:
+        srv.route("/robots.txt", status=404)
+        srv.route("/site/", body=page("".join(
+            f'<a href="/site/p{i}.html">p</a>' for i in range(10))))
+        for i in range(10):
+            srv.route(f"/site/p{i}.html", body=page(f'<img src="/site/i{i}.jpg">'))
+            srv.route(f"/site/i{i}.jpg", body=image_bytes((i, 1, 1)), content_type="image/jpeg")
+        write_settings(tmp_path / "configs", [local_source("site", srv.url("/site/"))],
+                       limits={"max_pages_per_source": 4})
+        result = run_crawl_cli(tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert result.run["sources"]["site"]["pages"] == 4
+        assert len(result.items) <= 3
+        assert result.run["limits_hit"] == {"max_pages_per_source": ["site"]}

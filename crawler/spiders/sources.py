@@ -106,6 +106,9 @@ class SourceSpider(Spider):
             response.headers.get(b"Content-Type") or b"text/html"
         ):
             return
+        if self.context.pages[source.id] >= self.max_pages:
+            self.context.hit_limit("max_pages_per_source", source.id)
+            return  # already-queued pages past the limit are not used
         self.context.pages[source.id] += 1
         depth = response.meta.get(META_DEPTH, 0)
         sel = response.selector
