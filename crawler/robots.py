@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 from protego import Protego
 from robotexclusionrulesparser import RobotExclusionRulesParser
 
+from crawler.signals import pathmatch
 from crawler.signals.robotsfile import product_token
 from pipeline import reasons
 
@@ -105,30 +106,12 @@ def parse_groups(text: str) -> tuple[list[Group], list[tuple[str, str, int]]]:
 
 @lru_cache(maxsize=8192)
 def glob_match(pattern: str, path: str) -> bool:
-    """RFC 9309 pattern match (prefix, ``*`` any run, trailing ``$`` end), linear-time greedy."""
-    anchored = pattern.endswith("$")
-    if anchored:
-        pattern = pattern[:-1]
-    if not anchored:
-        pattern += "*"
-    p = s = 0
-    star_p, star_s = -1, 0
-    while s < len(path):
-        if p < len(pattern) and pattern[p] == "*":
-            star_p, star_s = p, s
-            p += 1
-        elif p < len(pattern) and pattern[p] == path[s]:
-            p += 1
-            s += 1
-        elif star_p >= 0:
-            star_s += 1
-            s = star_s
-            p = star_p + 1
-        else:
-            return False
-    while p < len(pattern) and pattern[p] == "*":
-        p += 1
-    return p == len(pattern)
+    """RFC 9309 pattern match (prefix, ``*`` any run, trailing ``$`` end), linear time.
+
+    The matcher every robots-grammar parser here shares (:mod:`crawler.signals.pathmatch`),
+    with percent-encodings normalised on both sides.
+    """
+    return pathmatch.glob_match(pattern, path)
 
 
 def longest_match(rules: list[Rule], path: str) -> Rule | None:

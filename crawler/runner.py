@@ -131,14 +131,16 @@ def run_crawl(
     concurrency: int = 16,
     log_level: str = "WARNING",
     progress: bool = False,
+    plan: CrawlPlan | None = None,
 ) -> dict[str, Any]:
     """Crawl the eligible sources into a new run; return the run.json document.
 
-    Scrapy's reactor runs once per process: call this once per process.
+    Scrapy's reactor runs once per process: call this once per process. Pass the ``plan`` a
+    caller already made (to print what is skipped) rather than deciding eligibility twice.
     """
     started = datetime.now(UTC)
     t0 = time.monotonic()
-    crawl_plan = plan_crawl(config, source_ids, today or started.date(), suspended)
+    crawl_plan = plan or plan_crawl(config, source_ids, today or started.date(), suspended)
     writer = RunWriter(Path(data_dir))
     context = CrawlContext(
         config=config,

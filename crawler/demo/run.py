@@ -63,7 +63,7 @@ def run_demo(directory: Path, console: Console | None = None) -> dict[str, Any]:
         for source, verdict in plan.skipped:
             console.print(f"   skipped {source.id}: {verdict.message} ({verdict.reason})")
         console.print("[bold]3. crawl[/] eligible: " + ", ".join(s.id for s in plan.eligible))
-        run = run_crawl(config, data, progress=True)
+        run = run_crawl(config, data, progress=True, plan=plan)
     finally:
         stop()
     result = build_manifest(config, data, MANIFEST)

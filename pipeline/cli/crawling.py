@@ -34,8 +34,8 @@ def crawl_once(
     log_level = {0: "WARNING", 1: "INFO"}.get(env.verbose, "DEBUG")
     started = datetime.now(UTC)
     doc = run_crawl(
-        config, env.data_dir, source_ids, suspended=suspended, concurrency=concurrency,
-        log_level=log_level, progress=progress,
+        config, env.data_dir, source_ids, concurrency=concurrency,
+        log_level=log_level, progress=progress, plan=plan,
     )
     for source in plan.eligible:
         state.record_run(source.id, doc["run_id"], started, datetime.now(UTC), "finished")
