@@ -29,7 +29,7 @@ from protego import Protego
 from robotexclusionrulesparser import RobotExclusionRulesParser
 
 from crawler.signals import pathmatch
-from crawler.signals.robotsfile import product_token
+from crawler.signals.robotsfile import RobotsFile, product_token
 from pipeline import reasons
 
 logger = logging.getLogger(__name__)
@@ -62,45 +62,36 @@ class RobotsDecision:
     detail: str | None = None
 
 
-def parse_groups(text: str) -> tuple[list[Group], list[tuple[str, str, int]]]:
-    """RFC 9309 grouping: consecutive user-agent lines open one group; rules attach to it.
+def parse_groups(text: str | RobotsFile) -> tuple[list[Group], list[tuple[str, str, int]]]:
+    """Allow/Disallow rules, Crawl-delay and other lines of each RFC 9309 group.
 
-    Returns the groups and the top-level (outside any group) extension lines.
+    The grouping itself is :class:`~crawler.signals.robotsfile.RobotsFile`'s (shared with the
+    Content-Usage and ai.txt parsers). Returns the groups and the lines outside any group other
+    than Allow/Disallow (which apply to no one), in file order.
     """
+    parsed = text if isinstance(text, RobotsFile) else RobotsFile.parse(text)
     groups: list[Group] = []
-    toplevel: list[tuple[str, str, int]] = []
-    current: Group | None = None
-    last_was_agent = False
-    for lineno, raw_line in enumerate(text.splitlines(), start=1):
-        line = raw_line.split("#", 1)[0].strip()
-        if not line or ":" not in line:
-            continue
-        key, value = line.split(":", 1)
-        key = key.strip().lower()
-        value = value.strip()
-        if key in ("user-agent", "useragent"):
-            if current is None or not last_was_agent:
-                current = Group(agents=[])
-                groups.append(current)
-            current.agents.append(value)
-            last_was_agent = True
-            continue
-        last_was_agent = False
-        if key in ("allow", "disallow"):
-            if current is None:
-                continue
-            if key == "disallow" and not value:
-                continue  # "Disallow:" with no path allows everything: no rule
-            current.rules.append(Rule(key == "allow", value, lineno, raw_line.strip()))
-        elif key == "crawl-delay" and current is not None:
-            try:
-                current.crawl_delay = max(0.0, float(value))
-            except ValueError:
-                pass
-        elif current is not None:
-            current.extras.append((key, value, lineno))
-        else:
-            toplevel.append((key, value, lineno))
+    for found in parsed.groups:
+        group = Group(agents=list(found.agents))
+        for line in found.lines:
+            if line.key in ("allow", "disallow"):
+                if line.key == "disallow" and not line.value:
+                    continue  # "Disallow:" with no path allows everything: no rule
+                group.rules.append(Rule(line.key == "allow", line.value, line.lineno, line.raw))
+            elif line.key == "crawl-delay":
+                try:
+                    group.crawl_delay = max(0.0, float(line.value))
+                except ValueError:
+                    pass
+            else:
+                group.extras.append((line.key, line.value, line.lineno))
+        groups.append(group)
+    toplevel = sorted(
+        ((line.key, line.value, line.lineno)
+         for line in (*parsed.toplevel, *parsed.sitemaps)
+         if line.key not in ("allow", "disallow")),
+        key=lambda entry: entry[2],
+    )
     return groups, toplevel
 
 
@@ -172,9 +163,10 @@ class RobotsPolicy:
 
         self.source_url = source_url
         # aipref `Content-Usage: [path] prefs` lines for our token (else `*`) and top level.
-        self.content_usage = parse_robots_content_usage(text, token)
+        parsed = RobotsFile.parse(text)
+        self.content_usage = parse_robots_content_usage(parsed, token)
         self.token = token.lower()
-        self.groups, self.toplevel = parse_groups(text)
+        self.groups, self.toplevel = parse_groups(parsed)
         ours = [g for g in self.groups if any(product_token(a) == self.token for a in g.agents)]
         self.group_label = token
         if not ours:

@@ -548,3 +548,25 @@ def test_deadline_puts_back_an_outer_alarm() -> None:
     finally:
         _signal.setitimer(_signal.ITIMER_REAL, 0)
         _signal.signal(_signal.SIGALRM, previous)
+
+
+def test_parse_groups_sitemap_between_agent_lines_neither_splits_nor_joins_a_group() -> None:
+    """One grouping for every robots-grammar parser: a Sitemap line belongs to no group."""
+    text = "User-agent: A\nSitemap: https://h.example/s.xml\nUser-agent: B\nDisallow: /x\n"
+    groups, toplevel = parse_groups(text)
+    assert [g.agents for g in groups] == [["A", "B"]]
+    assert toplevel == [("sitemap", "https://h.example/s.xml", 2)]
+    from crawler.signals.robotsfile import RobotsFile
+
+    robots = RobotsFile.parse(text)
+    assert [g.agents for g in robots.groups] == [("A", "B")]
+
+
+def test_rules_past_512_kib_are_read_like_the_rest_of_a_1_mib_file() -> None:
+    """robots.txt is accepted up to 1 MiB, so every parser reads all of it (no silent tail)."""
+    padding = "# " + "x" * 1000 + "\n"
+    text = padding * 600 + f"User-agent: {TOKEN}\nDisallow: /late/\nContent-Usage: train-ai=n\n"
+    assert 512 * 1024 < len(text) < 1024 * 1024
+    p = RobotsPolicy(text, TOKEN, frozenset(), "https://x.example/robots.txt")
+    assert not p.check("https://x.example/late/a.jpg").allowed
+    assert p.content_usage and p.content_usage[0][1] == "train-ai=n"

@@ -165,13 +165,15 @@ def content_usage_from_headers(headers: Mapping[Any, Any] | None) -> SignalResul
     return content_usage_from_header(header_values(headers, HEADER))
 
 
-def parse_robots_content_usage(text: str | bytes, token: str) -> list[tuple[str | None, str, str]]:
+def parse_robots_content_usage(
+    text: str | bytes | RobotsFile, token: str
+) -> list[tuple[str | None, str, str]]:
     """The ``Content-Usage`` rules of a robots.txt that apply to ``token``.
 
     Returns ``(path or None, preference, raw line)`` for each rule of the group chosen for the
     token (else ``*``), followed by the rules written before any group.
     """
-    robots = RobotsFile.parse(text)
+    robots = text if isinstance(text, RobotsFile) else RobotsFile.parse(text)
     _, lines = robots.select(token)
     rules: list[tuple[str | None, str, str]] = []
     for line in (*lines, *robots.toplevel):

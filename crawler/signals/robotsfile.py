@@ -11,14 +11,20 @@ substring, unlike robotexclusionrulesparser and Protego, which would give a ``Us
 Clearance`` group to ClearanceBot). All groups that name the token are merged; only when none
 does are the ``*`` groups merged instead. Lines before the first ``user-agent`` line belong to
 no group; they are returned separately so each caller can say what it does with them.
+``Sitemap`` lines belong to no group either (RFC 9309 section 2.3.5 treats them as independent
+of user-agent groups) and neither close nor continue a run of ``user-agent`` lines.
+
+This is the one grouping of robots-grammar files: :mod:`crawler.robots` (Allow/Disallow,
+Crawl-delay), the Content-Usage rules and ai.txt all read it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# RFC 9309 section 2.5: crawlers MUST parse at least 500 KiB; we read a little more and stop.
-MAX_CHARS = 512 * 1024
+# RFC 9309 section 2.5: crawlers MUST parse at least 500 KiB. robots.txt is fetched up to 1 MiB
+# (a larger one reserves the host), so the whole of any accepted file is read.
+MAX_CHARS = 1024 * 1024
 
 _USER_AGENT_KEYS = frozenset({"user-agent", "useragent", "user agent"})
 _NOT_A_GROUP_MEMBER = frozenset({"sitemap"})
@@ -54,6 +60,7 @@ class RobotsFile:
     groups: tuple[Group, ...]
     toplevel: tuple[Line, ...]  # rule lines before any user-agent line
     truncated: bool  # the text was longer than MAX_CHARS and its tail was not read
+    sitemaps: tuple[Line, ...] = ()  # sitemap lines, wherever they are
 
     @classmethod
     def parse(cls, text: str | bytes) -> RobotsFile:
@@ -64,6 +71,7 @@ class RobotsFile:
             text = text[:MAX_CHARS]
         groups: list[Group] = []
         toplevel: list[Line] = []
+        sitemaps: list[Line] = []
         agents: list[str] = []
         lines: list[Line] = []
         collecting_agents = False
@@ -81,7 +89,7 @@ class RobotsFile:
                 agents.append(line.value)
                 collecting_agents = True
             elif key in _NOT_A_GROUP_MEMBER:
-                continue
+                sitemaps.append(line)
             elif agents:
                 lines.append(line)
                 collecting_agents = False
@@ -89,7 +97,12 @@ class RobotsFile:
                 toplevel.append(line)
         if agents:
             groups.append(Group(tuple(agents), tuple(lines)))
-        return cls(groups=tuple(groups), toplevel=tuple(toplevel), truncated=truncated)
+        return cls(
+            groups=tuple(groups),
+            toplevel=tuple(toplevel),
+            truncated=truncated,
+            sitemaps=tuple(sitemaps),
+        )
 
     def select(self, token: str) -> tuple[str | None, tuple[Line, ...]]:
         """The lines of the groups that apply to ``token``, and which agent matched.
