@@ -74,8 +74,11 @@ class SignalSwitches(_Strict):
         return [name for name, on in self.model_dump().items() if not on]
 
 class Blocklist(_Strict):
+    """One hash list; its lines are parsed and checked by :mod:`pipeline.blocklists`."""
+
     id: SourceId
-    kind: Literal["sha256", "md5", "sha1", "pdq"]
+    # url-* lists hold hashes of normalised URLs (pipeline.blocklists.normalise_url).
+    kind: Literal["sha256", "md5", "sha1", "pdq", "url-sha256", "url-sha1", "url-md5"]
     path: NonEmpty
     threshold: int | None = Field(default=None, ge=0, le=256)
 
@@ -86,6 +89,12 @@ class Blocklist(_Strict):
         if value is not None and info.data.get("kind", "pdq") != "pdq":
             raise ValueError("threshold is only meaningful for kind 'pdq'")
         return value
+
+class Screening(_Strict):
+    """How images are screened against the hash lists."""
+
+    # Also match the 8 rotations/mirrors of each image's PDQ (costs ~1 more PDQ per image).
+    pdq_dihedral: bool = False
 
 class Limits(_Strict):
     max_bytes: int = Field(default=20_000_000, gt=0)
@@ -101,6 +110,7 @@ class Settings(_Strict):
     signals: SignalSwitches = Field(default_factory=SignalSwitches)
     exclude_minors: bool = True
     blocklists: list[Blocklist] = Field(default_factory=list)
+    screening: Screening = Field(default_factory=Screening)
     limits: Limits = Field(default_factory=Limits)
 
     @field_validator("blocklists")

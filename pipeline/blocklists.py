@@ -1,0 +1,505 @@
+"""Hash lists (``blocklists:`` in clearance.yaml): loading, validation and matching in memory.
+
+A list is one hex hash per line (any case; ``#`` starts a comment, full-line or trailing; blank
+lines are fine). ``pdq`` lines may carry a quality column after the hash (whitespace or comma
+separated, as ThreatExchange's exports do). ``url-*`` lists hold hashes of normalised URLs
+(:func:`normalise_url`), matched before a request is sent. A malformed line is a
+:class:`~pipeline.config.ConfigError` naming the file and line, never skipped. A list's version
+is the sha256 of its file bytes.
+
+Matching never touches disk: exact kinds are binary searches over sorted fixed-width rows;
+PDQ uses a multi-index over 16 16-bit chunks (see :class:`_PdqIndex`) with brute force for
+small lists. This module must not import :mod:`crawler`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from pipeline.config import ConfigError, ConfigProblem
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
+
+DEFAULT_PDQ_THRESHOLD = 31
+EXACT_WIDTH = {"sha256": 32, "sha1": 20, "md5": 16}  # bytes
+URL_KINDS = {"url-sha256": "sha256", "url-sha1": "sha1", "url-md5": "md5"}
+PDQ_BYTES = 32
+
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_SEP = re.compile(r"[\s,]+")
+
+
+@dataclass(frozen=True)
+class ListInfo:
+    id: str
+    kind: str
+    version: str  # sha256 hex of the file bytes
+    path: str  # as written in clearance.yaml (relative to the config dir)
+    entries: int
+    threshold: int | None  # pdq only
+
+
+@dataclass(frozen=True)
+class Hit:
+    list_id: str
+    list_version: str
+    kind: str
+    matched: str  # the list entry that matched (hex)
+    distance: int | None  # PDQ Hamming distance; None for exact kinds
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_list(data: bytes, kind: str, shown: str) -> np.ndarray:
+    """Parse a list file's bytes into an (N, width) uint8 array of unique, sorted rows.
+
+    Raises :class:`ConfigError` with one ``file: line N: problem`` per malformed line (all of
+    them, up to 20, so a curator sees the extent of a broken export).
+    """
+    width = PDQ_BYTES if kind == "pdq" else EXACT_WIDTH[URL_KINDS.get(kind, kind)]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError([ConfigProblem(shown, f"line {line}", "not valid UTF-8")]) from None
+    rows = _parse_fast(text, width)
+    if rows is None:
+        rows = _parse_lines(text, kind, width, shown)
+    if len(rows) == 0:
+        return np.zeros((0, width), dtype=np.uint8)
+    return np.unique(rows, axis=0)
+
+
+def _parse_fast(text: str, width: int) -> np.ndarray | None:
+    """Bare hashes, one per line, no comments or columns: parse in one C call, else None."""
+    if "#" in text or "," in text:
+        return None
+    tokens = text.split()
+    lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+    if len(tokens) != lines or any(len(t) != 2 * width for t in tokens):
+        return None  # blank lines, extra columns or bad lengths: the careful path reports them
+    try:
+        blob = bytes.fromhex("".join(tokens))
+    except ValueError:
+        return None
+    return np.frombuffer(blob, dtype=np.uint8).reshape(-1, width)
+
+
+def _parse_lines(text: str, kind: str, width: int, shown: str) -> np.ndarray:
+    problems: list[ConfigProblem] = []
+    out = bytearray()
+    # Split on "\n" only: a Unicode line separator inside a line is whitespace, so two hashes
+    # joined by one are an extra column, not two entries.
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = [f for f in _SEP.split(line) if f]
+        problem = _line_problem(fields, kind, width)
+        if problem:
+            problems.append(ConfigProblem(shown, f"line {number}", problem))
+            if len(problems) >= 20:
+                problems.append(ConfigProblem(shown, "(file)", "stopped after 20 problems"))
+                break
+            continue
+        out += bytes.fromhex(fields[0])
+    if problems:
+        raise ConfigError(problems)
+    return np.frombuffer(bytes(out), dtype=np.uint8).reshape(-1, width)
+
+
+def _line_problem(fields: list[str], kind: str, width: int) -> str | None:
+    digest = fields[0]
+    if not _HEX.match(digest):
+        return f"not a hex hash: {digest[:80]!r}"
+    if len(digest) != 2 * width:
+        return f"expected {2 * width} hex characters for kind {kind!r}, got {len(digest)}"
+    extra = fields[1:]
+    if kind == "pdq" and len(extra) == 1:
+        if not extra[0].isdigit() or not 0 <= int(extra[0]) <= 100:
+            return f"PDQ quality must be an integer 0..100, got {extra[0][:40]!r}"
+        return None
+    if extra:
+        allowed = "a hash and an optional quality" if kind == "pdq" else "one hash"
+        return f"expected {allowed} per line, got {len(fields)} columns"
+    return None
+
+
+# --------------------------------------------------------------------------- exact matching
+
+
+class _ExactIndex:
+    """Sorted fixed-width rows with a uint64 prefix key: ~(width + 8) bytes per entry.
+
+    A Python set of 1M ``bytes`` costs ~100 MB; this costs 40 MB for sha256 and answers a
+    look-up with one ``searchsorted`` over the prefixes (see bench/screen.py).
+    """
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows  # (N, width) uint8, sorted lexicographically (np.unique)
+        self.keys = np.ascontiguousarray(rows[:, :8]).view(">u8").ravel().astype(np.uint64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def contains(self, digest: bytes) -> bool:
+        if len(digest) != self.rows.shape[1] or not len(self.rows):
+            return False
+        key = np.uint64(int.from_bytes(digest[:8], "big"))
+        lo = int(np.searchsorted(self.keys, key, side="left"))
+        hi = int(np.searchsorted(self.keys, key, side="right"))
+        return any(self.rows[i].tobytes() == digest for i in range(lo, hi))
+
+
+# --------------------------------------------------------------------------- PDQ matching
+
+
+def _pdq_words(rows: np.ndarray) -> np.ndarray:
+    """(N, 32) uint8 big-endian hash bytes -> (N, 4) uint64 (bit order is irrelevant to XOR)."""
+    return np.ascontiguousarray(rows).view(np.uint64).reshape(-1, 4)
+
+
+def _hex_to_words(pdq: str) -> np.ndarray:
+    return np.frombuffer(bytes.fromhex(pdq), dtype=np.uint64)
+
+
+def _distances(words: np.ndarray, query: np.ndarray) -> np.ndarray:
+    return np.bitwise_count(words ^ query).sum(axis=1, dtype=np.int32)
+
+
+class _PdqIndex:
+    """Multi-index hashing over 16 chunks of 16 bits.
+
+    If two hashes differ in at most T bits, by pigeonhole at least one of the 16 chunks differs
+    in at most floor(T / 16) bits (for T = 31: at most 1). So probing, in every chunk table, the
+    query's chunk value and all values within that radius (1 + 16 = 17 probes per chunk at
+    T = 31) finds every candidate; each candidate is then verified with the full distance.
+    Lists under ``BRUTE_MAX`` entries or thresholds over 63 (too many probes) use brute force.
+    """
+
+    BRUTE_MAX = 20_000
+    CHUNKS = 16
+
+    def __init__(self, rows: np.ndarray, threshold: int):
+        self.rows = rows
+        self.words = _pdq_words(rows)
+        self.threshold = threshold
+        self.radius = threshold // self.CHUNKS
+        self.brute = len(rows) < self.BRUTE_MAX or self.radius > 3
+        if self.brute:
+            return
+        chunks = np.ascontiguousarray(rows).view(">u2").astype(np.int64)  # (N, 16)
+        self.order: list[np.ndarray] = []
+        self.offsets: list[np.ndarray] = []
+        for j in range(self.CHUNKS):
+            col = chunks[:, j]
+            order = np.argsort(col, kind="stable").astype(np.int32)
+            counts = np.bincount(col, minlength=65536)
+            offsets = np.zeros(65537, dtype=np.int64)
+            np.cumsum(counts, out=offsets[1:])
+            self.order.append(order)
+            self.offsets.append(offsets)
+        masks = [0]
+        for r in range(1, self.radius + 1):
+            for bits in combinations(range(16), r):
+                masks.append(sum(1 << b for b in bits))
+        self.masks = np.array(masks, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def nearest(self, pdq: str) -> tuple[int, int] | None:
+        """(row index, distance) of the nearest entry within the threshold, or None."""
+        if not len(self.rows):
+            return None
+        query = _hex_to_words(pdq)
+        if self.brute:
+            idx = np.arange(len(self.rows))
+            dist = _distances(self.words, query)
+        else:
+            idx = self._candidates(bytes.fromhex(pdq))
+            if not len(idx):
+                return None
+            dist = _distances(self.words[idx], query)
+        best = int(np.argmin(dist))
+        if dist[best] > self.threshold:
+            return None
+        return int(idx[best]), int(dist[best])
+
+    def _candidates(self, digest: bytes) -> np.ndarray:
+        values = np.frombuffer(digest, dtype=">u2").astype(np.int64)
+        parts = []
+        for j in range(self.CHUNKS):
+            probes = values[j] ^ self.masks
+            starts = self.offsets[j][probes]
+            ends = self.offsets[j][probes + 1]
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+                if e > s:
+                    parts.append(self.order[j][s:e])
+        if not parts:
+            return np.zeros(0, dtype=np.int32)
+        return np.unique(np.concatenate(parts))
+
+
+def pdq_distance(a: str, b: str) -> int:
+    """Hamming distance of two 64-hex PDQ hashes."""
+    return int(np.bitwise_count(_hex_to_words(a) ^ _hex_to_words(b)).sum())
+
+
+def pdq_within(centre: str, candidates: Sequence[str | None], threshold: int) -> list[int]:
+    """Indexes of the candidates (None skipped) within ``threshold`` bits of ``centre``."""
+    present = [i for i, c in enumerate(candidates) if c]
+    if not present:
+        return []
+    blob = bytes.fromhex("".join(candidates[i] for i in present))  # type: ignore[misc]
+    words = np.frombuffer(blob, dtype=np.uint64).reshape(-1, 4)
+    dist = _distances(words, _hex_to_words(centre))
+    return [present[k] for k in np.flatnonzero(dist <= threshold).tolist()]
+
+
+# --------------------------------------------------------------------------- URL lists
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# Characters left as they are in a path or query (RFC 3986 pchar / query, minus '%').
+_KEEP = _UNRESERVED | frozenset("!$&'()*+,;=:@/?")
+_ESCAPE = re.compile(r"%([0-9a-fA-F]{2})")
+
+
+def _normalise_component(part: str) -> str:
+    def unescape(m: re.Match[str]) -> str:
+        ch = chr(int(m.group(1), 16))
+        return ch if ch in _UNRESERVED else "%" + m.group(1).upper()
+
+    part = _ESCAPE.sub(unescape, part)
+    out = []
+    for i, ch in enumerate(part):
+        if ch in _KEEP:
+            out.append(ch)
+        elif ch == "%" and _ESCAPE.match(part, i):
+            out.append(ch)
+        else:
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
+    return "".join(out)
+
+
+def _remove_dot_segments(path: str) -> str:
+    out: list[str] = []
+    for segment in path.split("/")[1:]:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    tail = "/" if path.endswith(("/.", "/..")) else ""
+    return "/" + "/".join(out) + tail
+
+
+def normalise_url(url: str) -> str:
+    """The URL form that ``url-*`` lists hash (documented in the README, "Hash lists").
+
+    Surrounding whitespace stripped; scheme and host lower-cased; host IDNA-encoded, trailing
+    dot dropped; user info dropped; the scheme's default port dropped; empty path becomes
+    ``/``; ``.``/``..`` segments removed; in path and query, percent-escapes of unreserved
+    characters decoded, other escapes upper-cased, and characters outside RFC 3986 encoded as
+    UTF-8 escapes; an empty query (``?``) and the fragment dropped. Query order is kept.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
+    host = host.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    path = _remove_dot_segments(_normalise_component(parts.path or "/"))
+    query = _normalise_component(parts.query)
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def url_digest(url: str, algorithm: str) -> bytes:
+    return hashlib.new(algorithm, normalise_url(url).encode("utf-8")).digest()
+
+
+# --------------------------------------------------------------------------- the screener
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    info: ListInfo
+    exact: _ExactIndex | None
+    pdq: _PdqIndex | None
+
+
+class Screener:
+    """Every configured list, loaded and indexed; match functions return the first :class:`Hit`.
+
+    Lists are consulted in id order; for PDQ the nearest entry over all lists wins.
+    """
+
+    def __init__(self, loaded: Sequence[_Loaded], warnings: Sequence[str] = (),
+                 pdq_dihedral: bool = False):
+        self._loaded = sorted(loaded, key=lambda entry: entry.info.id)
+        self._warnings = list(warnings)
+        self.lists: tuple[ListInfo, ...] = tuple(entry.info for entry in self._loaded)
+        self.pdq_dihedral = pdq_dihedral
+
+    @classmethod
+    def empty(cls) -> Screener:
+        return cls([])
+
+    @classmethod
+    def load(cls, config: Config) -> Screener:
+        """Read and index every list; raise ConfigError listing every malformed line."""
+        problems: list[ConfigProblem] = []
+        loaded: list[_Loaded] = []
+        warnings: list[str] = []
+        for spec in config.settings.blocklists:
+            path = config.resolve(spec.path)
+            try:
+                with open(path, "rb") as handle:
+                    mode = os.fstat(handle.fileno()).st_mode
+                    data = handle.read()
+            except OSError as exc:
+                problems.append(ConfigProblem(spec.path, "(file)",
+                                              f"cannot read: {exc.strerror or exc}"))
+                continue
+            warning = permission_warning(spec.path, mode)
+            if warning:
+                warnings.append(warning)
+            try:
+                rows = parse_list(data, spec.kind, spec.path)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+                continue
+            threshold = None
+            if spec.kind == "pdq":
+                threshold = DEFAULT_PDQ_THRESHOLD if spec.threshold is None else spec.threshold
+            info = ListInfo(id=spec.id, kind=spec.kind, version=hashlib.sha256(data).hexdigest(),
+                            path=spec.path, entries=len(rows), threshold=threshold)
+            if spec.kind == "pdq":
+                assert threshold is not None
+                loaded.append(_Loaded(info, None, _PdqIndex(rows, threshold)))
+            else:
+                loaded.append(_Loaded(info, _ExactIndex(rows), None))
+        if problems:
+            raise ConfigError(problems)
+        screening = getattr(config.settings, "screening", None)
+        dihedral = bool(getattr(screening, "pdq_dihedral", False))
+        return cls(loaded, warnings, pdq_dihedral=dihedral)
+
+    def refs(self) -> list[dict[str, str]]:
+        """``[{"id", "version"}]`` for the items' ``blocklists`` column, sorted by id."""
+        return [{"id": info.id, "version": info.version} for info in self.lists]
+
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
+
+    @property
+    def needs_pdq(self) -> bool:
+        return any(entry.pdq is not None for entry in self._loaded)
+
+    @property
+    def needs_sha1(self) -> bool:
+        return any(entry.info.kind == "sha1" for entry in self._loaded)
+
+    @property
+    def has_url_lists(self) -> bool:
+        return any(entry.info.kind in URL_KINDS for entry in self._loaded)
+
+    def match_hashes(self, *, sha256: str, md5: str | None = None, sha1: str | None = None,
+                     pdq: str | None = None, pdq_variants: Sequence[str] = ()) -> Hit | None:
+        """Exact kinds first (sha256, md5, sha1), then PDQ over ``pdq`` and its variants."""
+        given = {"sha256": sha256, "md5": md5, "sha1": sha1}
+        for kind in ("sha256", "md5", "sha1"):
+            value = given[kind]
+            if not value:
+                continue
+            digest = bytes.fromhex(value)
+            for entry in self._loaded:
+                if entry.info.kind == kind and entry.exact is not None \
+                        and entry.exact.contains(digest):
+                    return self._exact_hit(entry, value.lower())
+        queries = [q for q in (pdq, *pdq_variants) if q]
+        best: Hit | None = None
+        for query in queries:
+            hit = self._match_pdq(query)
+            if hit is not None and (best is None or (hit.distance or 0) < (best.distance or 0)):
+                best = hit
+        return best
+
+    def match_pdq_all(self, pdqs: Sequence[str | None]) -> list[Hit | None]:
+        """One result per hash (None entries give None), for re-screening stored rows."""
+        return [self._match_pdq(p) if p else None for p in pdqs]
+
+    def match_url(self, url: str) -> Hit | None:
+        """URL lists: the normalised URL's hash, also tried with http/https swapped."""
+        if not self.has_url_lists:
+            return None
+        normal = normalise_url(url)
+        variants = [normal]
+        if normal.startswith("http://"):
+            variants.append("https://" + normal[len("http://"):])
+        elif normal.startswith("https://"):
+            variants.append("http://" + normal[len("https://"):])
+        for entry in self._loaded:
+            algorithm = URL_KINDS.get(entry.info.kind)
+            if algorithm is None or entry.exact is None:
+                continue
+            for variant in variants:
+                digest = hashlib.new(algorithm, variant.encode("utf-8")).digest()
+                if entry.exact.contains(digest):
+                    return self._exact_hit(entry, digest.hex())
+        return None
+
+    def _exact_hit(self, entry: _Loaded, matched: str) -> Hit:
+        return Hit(list_id=entry.info.id, list_version=entry.info.version, kind=entry.info.kind,
+                   matched=matched, distance=None)
+
+    def _match_pdq(self, pdq: str) -> Hit | None:
+        best: Hit | None = None
+        for entry in self._loaded:
+            if entry.pdq is None:
+                continue
+            found = entry.pdq.nearest(pdq)
+            if found is None:
+                continue
+            index, distance = found
+            if best is None or distance < (best.distance or 0):
+                best = Hit(list_id=entry.info.id, list_version=entry.info.version, kind="pdq",
+                           matched=entry.pdq.rows[index].tobytes().hex(), distance=distance)
+        return best
+
+
+def permission_warning(shown: str, mode: int) -> str | None:
+    """A warning when a list file is readable or writable by group/others (not an error)."""
+    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return None
+    what = []
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        what.append("readable")
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        what.append("writable")
+    if not what:
+        what.append("accessible")
+    return (f"{shown}: {' and '.join(what)} by group/others "
+            f"(mode {stat.S_IMODE(mode):04o}); chmod 600 it")
