@@ -304,6 +304,64 @@ def test_threshold_on_a_pdq_blocklist_is_fine(configs: Path) -> None:
     assert load_config(configs).settings.blocklists[0].threshold == 31
 
 
+def test_url_list_kinds_and_screening_switch(configs: Path) -> None:
+    (configs / "links.txt").write_text("")
+    edit_settings(configs, lambda d: d.update(
+        blocklists=[{"id": f"links-{k}", "kind": f"url-{k}", "path": "links.txt"}
+                    for k in ("sha256", "sha1", "md5")],
+        screening={"pdq_dihedral": True},
+    ))
+    settings = load_config(configs).settings
+    assert [b.kind for b in settings.blocklists] == ["url-sha256", "url-sha1", "url-md5"]
+    assert settings.screening.pdq_dihedral is True
+    edit_settings(configs, lambda d: d.pop("screening"))
+    assert load_config(configs).settings.screening.pdq_dihedral is False
+
+
+def test_unknown_screening_key(configs: Path) -> None:
+    edit_settings(configs, lambda d: d.update(screening={"pdq_rotations": True}))
+    problem = only_problem(configs)
+    assert (problem.file, problem.key, problem.problem) == (
+        SETTINGS_FILE, "screening.pdq_rotations", "unknown key")
+
+
+def test_cli_validate_refuses_a_malformed_list_line(configs: Path, tmp_path: Path) -> None:
+    (configs / "blocklists").mkdir()
+    good = hashlib.sha256(b"x").hexdigest()
+    path = configs / "blocklists" / "partner.txt"
+    path.write_text(f"# partner\n{good}\n\n{good[:-2]}  # truncated\n{good} {good}\n")
+    path.chmod(0o600)
+    edit_settings(configs, lambda d: d.update(
+        blocklists=[{"id": "partner", "kind": "sha256", "path": "blocklists/partner.txt"}]
+    ))
+    load_config(configs)  # the schema is fine: the lines are checked when the lists load
+    proc = cli("--config", str(configs), "--data", str(tmp_path / "data"), "validate")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "blocklists/partner.txt: line 4: expected 64 hex characters for kind 'sha256', got 62",
+        "blocklists/partner.txt: line 5: expected one hash per line, got 2 columns",
+    ]
+
+
+def test_cli_validate_warns_on_a_group_readable_list(configs: Path, tmp_path: Path) -> None:
+    (configs / "blocklists").mkdir()
+    path = configs / "blocklists" / "partner.txt"
+    path.write_text(hashlib.md5(b"x").hexdigest() + "\n")
+    path.chmod(0o640)
+    edit_settings(configs, lambda d: d.update(
+        blocklists=[{"id": "partner", "kind": "md5", "path": "blocklists/partner.txt"}]
+    ))
+    proc = cli("--config", str(configs), "--data", str(tmp_path / "data"), "validate")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == (
+        "warning: blocklists/partner.txt: readable by group/others (mode 0640); chmod 600 it\n"
+    )
+    assert "list partner: 1 md5" in proc.stdout
+    path.chmod(0o600)
+    proc = cli("--config", str(configs), "--data", str(tmp_path / "data"), "validate")
+    assert proc.returncode == 0 and proc.stderr == ""
+
+
 def test_duplicate_yaml_key(configs: Path) -> None:
     path = configs / "sources" / "aurora-art.yaml"
     lines = path.read_text().splitlines()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
 import click
 
+from pipeline.blocklists import Screener
 from pipeline.cli import EXIT_BAD_INPUT, Env, cli, emit_json, fail
+from pipeline.config import Config, ConfigError
 from pipeline.eligibility import check
 from pipeline.starter import write_starter
 
@@ -43,6 +47,10 @@ def validate(env: Env, as_json: bool) -> None:
       clearance --config configs validate
     """
     config = env.config()
+    screener = _load_lists(config)
+    if not as_json:
+        for warning in screener.warnings():
+            click.echo(f"warning: {warning}", err=True)
     today = date.today()
     suspended = env.state().suspended_ids() if (env.data_dir / "state.sqlite").exists() else set()
     rows = []
@@ -57,10 +65,23 @@ def validate(env: Env, as_json: bool) -> None:
                 err=True,
             )
     if as_json:
-        emit_json({"ok": True, "config_dir": str(config.root), "sources": rows})
+        emit_json({"ok": True, "config_dir": str(config.root), "sources": rows,
+                   "blocklists": [asdict(info) for info in screener.lists],
+                   "warnings": screener.warnings()})
         return
     eligible = sum(1 for r in rows if r["eligible"])
     click.echo(
         f"{config.root}: OK: clearance.yaml and {len(rows)} source(s); "
         f"{eligible} eligible, {len(rows) - eligible} skipped by crawl"
+        + "".join(f"; list {i.id}: {i.entries} {i.kind}" for i in screener.lists)
     )
+
+
+def _load_lists(config: Config) -> Screener:
+    """Every hash list parsed: a malformed line exits 2 as ``file: line N: problem``."""
+    try:
+        return Screener.load(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(EXIT_BAD_INPUT)
