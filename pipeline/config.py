@@ -27,7 +27,8 @@ from pydantic import (
     field_validator,
 )
 
-from pipeline.licences import LicenceError, normalise_expression
+from pipeline.licences import PRESETS as LICENCE_PRESETS
+from pipeline.licences import LicenceError, effective_allow, normalise_expression
 
 SETTINGS_FILE = "clearance.yaml"
 SOURCES_DIR = "sources"
@@ -44,12 +45,32 @@ class _Strict(BaseModel):
 # --------------------------------------------------------------------------- clearance.yaml
 
 class LicencePolicy(_Strict):
+    """``allow`` (SPDX ids/expressions) and ``preset`` (names, see README) are additive."""
+
     allow: list[str] = Field(default_factory=lambda: ["CC0-1.0", "CC-BY-4.0"])
+    preset: list[str] = Field(default_factory=list)
 
     @field_validator("allow")
     @classmethod
     def _spdx(cls, value: list[str]) -> list[str]:
         return [_spdx_or_raise(item) for item in value]
+
+    @field_validator("preset", mode="before")
+    @classmethod
+    def _presets(cls, value: Any) -> Any:
+        names = [value] if isinstance(value, str) else value
+        if isinstance(names, list):
+            for name in names:
+                if isinstance(name, str) and name not in LICENCE_PRESETS:
+                    raise ValueError(
+                        f"unknown preset {name!r} (known: {', '.join(LICENCE_PRESETS)})"
+                    )
+        return names
+
+    @property
+    def effective(self) -> tuple[str, ...]:
+        """The allow list after expanding the presets: ``allow`` first, then preset ids."""
+        return effective_allow(tuple(self.allow), tuple(self.preset))
 
 class AgeVerificationPolicy(_Strict):
     accepted_methods: list[NonEmpty] = Field(min_length=1)

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from pipeline import reasons
 from pipeline.config import Config
 from pipeline.eligibility import Eligibility, check
-from pipeline.licences import LicenceError, is_allowed
+from pipeline.licences import LicenceError, effective_allow, is_allowed, is_licence_ref
 from pipeline.schema import EXCLUSIONS_SCHEMA
 
 Keep = Literal[True]
@@ -145,15 +145,21 @@ class ConsentFilter(BuildFilter):
 
 
 class LicenceFilter(BuildFilter):
-    """Keeps rows whose SPDX expression can be used under ``settings.licences.allow``."""
+    """Keeps rows whose SPDX expression can be used under the effective allow list
+    (``settings.licences.effective``: ``allow`` plus the expanded presets).
+
+    No licence at all, or only ``LicenseRef-`` ids the allow list does not name, is
+    ``no_licence``; an SPDX licence outside the policy is ``licence_not_allowed``.
+    """
 
     name = "licence"
     columns = ("licence",)
 
-    def __init__(self, allow: list[str]):
+    def __init__(self, allow: list[str] | tuple[str, ...], presets: tuple[str, ...] = ()):
         super().__init__()
         self.allow = list(allow)
-        self.verdicts: dict[str, Verdict] = {}
+        self.presets = tuple(presets)
+        self.verdicts: dict[str | None, Verdict] = {}
 
     def filter(self, row: dict[str, Any]) -> Verdict:
         licence = row["licence"]
@@ -161,18 +167,40 @@ class LicenceFilter(BuildFilter):
             self.verdicts[licence] = self._decide(licence)
         return self.verdicts[licence]
 
-    def _decide(self, licence: str) -> Verdict:
+    def policy(self) -> str:
+        """The policy in words, for exclusion details."""
+        named = list(self.presets)
+        listed = [a for a in self.allow if not named or a not in _preset_ids(named)]
+        parts = [f"preset {', '.join(named)}"] if named else []
+        if listed or not named:
+            parts.append(f"allow list: {', '.join(listed) or '(empty)'}")
+        return "; ".join(parts)
+
+    def _decide(self, licence: str | None) -> Verdict:
+        if licence is None or not licence.strip():
+            return False, reasons.NO_LICENCE, f"no licence ({self.policy()})"
         try:
             allowed = is_allowed(licence, self.allow)
         except LicenceError as exc:
             return False, reasons.LICENCE_NOT_ALLOWED, f"invalid SPDX expression: {exc}"
         if allowed:
             return True
+        if is_licence_ref(licence):
+            return (
+                False,
+                reasons.NO_LICENCE,
+                f"{licence} is no SPDX-listed licence and the policy does not name it "
+                f"({self.policy()})",
+            )
         return (
             False,
             reasons.LICENCE_NOT_ALLOWED,
-            f"{licence} is not allowed (allow list: {', '.join(self.allow)})",
+            f"{licence} is not allowed ({self.policy()})",
         )
+
+
+def _preset_ids(names: list[str]) -> frozenset[str]:
+    return frozenset(effective_allow((), tuple(names)))
 
 
 class DedupeFilter(BuildFilter):
@@ -214,6 +242,6 @@ def default_filters(
     consent and licence, as one more :class:`BuildFilter`."""
     return [
         ConsentFilter(config, today, suspended),
-        LicenceFilter(config.settings.licences.allow),
+        LicenceFilter(config.settings.licences.effective, tuple(config.settings.licences.preset)),
         DedupeFilter(),
     ]
