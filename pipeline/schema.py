@@ -65,6 +65,9 @@ class ItemRow(BaseModel):
     signals: list[SignalCheck]
     blocklists: list[BlocklistRef] | None
     run_id: str
+    # Appended with blocklist screening: sha1 for sha1 lists; PDQ quality (0..100) beside `pdq`.
+    sha1: str | None = None
+    pdq_quality: Annotated[int, pa.int32()] | None = None
 
 
 class RejectionRow(BaseModel):
@@ -142,8 +145,6 @@ REJECTION_COLUMNS: tuple[str, ...] = tuple(REJECTIONS_SCHEMA.names)
 
 # Columns that are null because their stage is not built yet (documented in the README).
 NOT_YET_FILLED: dict[str, str] = {
-    "pdq": "perceptual hashing arrives with blocklist screening",
-    "blocklists": "blocklist screening is not built yet",
     "creator": "embedded creator metadata (XMP/IPTC/C2PA) arrives with the licence work",
     "attribution": "attribution text arrives with the licence work",
 }
