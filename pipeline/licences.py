@@ -157,7 +157,9 @@ def _url_ref(parts_host: str, path: str, query: str) -> str:
 
 
 def _from_url(url: str) -> str | None:
-    parts = urlsplit(url if "://" in url or url.startswith("//") else "https://" + url)
+    if url.startswith("//"):
+        url = "https:" + url
+    parts = urlsplit(url if "://" in url else "https://" + url)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
     host = parts.hostname.lower()
