@@ -139,3 +139,43 @@ def test_dedupe_is_independent_of_input_order(config):
 def test_default_chain_order(config):
     names = [f.name for f in default_filters(config, date.today(), set())]
     assert names == ["consent", "licence", "dedupe"]
+
+
+def test_licence_filter_no_licence_for_missing_or_unlisted_licence_ref():
+    step = LicenceFilter(["CC-BY-4.0", "LicenseRef-CC-BY-2.0-DE"])
+    assert step.filter({"licence": None}) == (
+        False, "no_licence", "no licence (allow list: CC-BY-4.0, LicenseRef-CC-BY-2.0-DE)"
+    )
+    assert step.filter({"licence": "  "})[:2] == (False, "no_licence")
+    ref = "LicenseRef-example.com-terms-0123456789"
+    verdict = step.filter({"licence": ref})
+    assert verdict[:2] == (False, "no_licence")
+    assert ref in verdict[2] and "allow list: CC-BY-4.0" in verdict[2]
+    # Listed verbatim: kept. An SPDX licence outside the list: licence_not_allowed.
+    assert step.filter({"licence": "LicenseRef-CC-BY-2.0-DE"}) is True
+    assert step.filter({"licence": "CC-BY-2.0"})[:2] == (False, "licence_not_allowed")
+    # A ref beside an SPDX licence that is not allowed is a licence decision, not "none".
+    assert step.filter({"licence": f"{ref} AND CC-BY-NC-4.0"})[:2] == (
+        False, "licence_not_allowed"
+    )
+    assert step.filter({"licence": "Totally-Free-1.0"})[:2] == (False, "licence_not_allowed")
+
+
+def test_licence_filter_detail_names_the_preset(tmp_path):
+    from helpers_config import settings_doc
+
+    settings = settings_doc(allow=("MIT",))
+    settings["licences"]["preset"] = "commercial-ai-training"
+    config = write_config(tmp_path / "p", [source_doc("aurora")], settings)
+    step = next(f for f in default_filters(config, date.today(), set()) if f.name == "licence")
+    assert isinstance(step, LicenceFilter)
+    assert step.filter({"licence": "CC-BY-SA-3.0-DE"}) is True
+    assert step.filter({"licence": "CC0-1.0"}) is True
+    assert step.filter({"licence": "MIT"}) is True
+    assert step.filter({"licence": "CC-BY-NC-4.0"}) == (
+        False,
+        "licence_not_allowed",
+        "CC-BY-NC-4.0 is not allowed (preset commercial-ai-training; allow list: MIT)",
+    )
+    assert step.filter({"licence": "CC-BY-ND-4.0"})[:2] == (False, "licence_not_allowed")
+    assert step.filter({"licence": "LicenseRef-CC-BY-2.0-DE"})[:2] == (False, "no_licence")
