@@ -2,12 +2,17 @@
 
 One image per ``<img>`` (or ``<picture>``): the largest candidate among its ``srcset`` and
 ``<source srcset>`` entries, else ``src``, so a responsive image is one item, not one per size.
+
+Licence links are split by scope: a ``rel="license"`` inside the element that the page marks as
+the image's own (the nearest ancestor of the ``<img>`` below ``<body>`` carrying ``about=``,
+``typeof=`` or ``itemscope``, or a ``<figure>``) is about that image only; the others are
+page-wide.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urldefrag, urljoin
 
 from parsel import Selector
@@ -16,10 +21,20 @@ _DESCRIPTOR = re.compile(r"^(\d+(?:\.\d+)?)([wx])$")
 _CANDIDATE_URL = re.compile(r"[\s,]*([^\s,]\S*)")
 
 
+# The element a page marks as one image's own (ccREL/RDFa subject, microdata item, figure).
+_SCOPE = ("*[not(self::html or self::body)]"
+          "[@about or @typeof or @itemscope or self::figure]")
+_LICENCE_LINK = ("(self::a or self::link or self::area)"
+                 " and contains(concat(' ', translate(normalize-space(@rel),"
+                 " 'LICENSE', 'license'), ' '), ' license ')")
+
+
 @dataclass(frozen=True)
 class FoundImage:
     url: str
     caption: str | None
+    # The image's own element (see module doc), for rights markup scoped to it.
+    scope: Selector | None = field(default=None, compare=False, repr=False)
 
 
 def _absolute(base: str, href: str | None) -> str | None:
@@ -92,7 +107,8 @@ def find_images(sel: Selector, base: str) -> list[FoundImage]:
         caption = _text(img.attrib.get("alt"))
         if caption is None:
             caption = _text(" ".join(img.xpath("ancestor::figure[1]/figcaption//text()").getall()))
-        found.append(FoundImage(url, caption))
+        scope = img.xpath(f"ancestor::{_SCOPE}[1]")
+        found.append(FoundImage(url, caption, scope[0] if scope else None))
     return found
 
 
@@ -116,4 +132,24 @@ def find_licence_links(sel: Selector, base: str) -> list[str]:
             url = _absolute(base, node.attrib.get("href"))
             if url and url not in out:
                 out.append(url)
+    return out
+
+
+def find_page_licence_links(sel: Selector, base: str) -> list[str]:
+    """Page-wide ``rel="license"`` targets: those not inside an image's own element."""
+    out: list[str] = []
+    for node in sel.xpath(f"//*[{_LICENCE_LINK}][not(ancestor::{_SCOPE}[.//img])]"):
+        url = _absolute(base, node.attrib.get("href"))
+        if url and url not in out:
+            out.append(url)
+    return out
+
+
+def find_scoped_licence_links(scope: Selector, base: str) -> list[str]:
+    """``rel="license"`` targets inside one image's own element, in document order."""
+    out: list[str] = []
+    for node in scope.xpath(f"descendant-or-self::*[{_LICENCE_LINK}]"):
+        url = _absolute(base, node.attrib.get("href"))
+        if url and url not in out:
+            out.append(url)
     return out

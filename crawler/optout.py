@@ -32,7 +32,7 @@ from crawler.signals.c2pa_manifest import (
     remote_manifest_url,
 )
 from crawler.signals.htmlmeta import MAX_HTML_BYTES
-from crawler.signals.xmp import check_xmp
+from crawler.signals.xmp import XmpInfo, check_xmp
 from pipeline.config import Settings
 
 
@@ -99,6 +99,10 @@ class EmbeddedMetadata:
 
     results: list[tuple[str, SignalResult]]
     c2pa_remote_url: str | None
+    # The parsed XMP, for the licence stage (xmp_read: parsed here; None then means "no XMP").
+    xmp: XmpInfo | None = None
+    xmp_read: bool = False
+    rights: Any = None  # crawler.rights.embedded.EmbeddedRights, attached by the spider
 
 
 def embedded_checks(
@@ -106,8 +110,11 @@ def embedded_checks(
 ) -> EmbeddedMetadata:
     results: list[tuple[str, SignalResult]] = []
     remote_url: str | None = None
+    xmp: XmpInfo | None = None
+    xmp_read = False
     if settings.signals.xmp:
-        _, xmp_results = check_xmp(body, settings.exclude_minors)
+        xmp, xmp_results = check_xmp(body, settings.exclude_minors)
+        xmp_read = xmp is not None or not any(r.denies for r in xmp_results)
         labels = ("xmp.data_mining", "xmp.minors")
         for i, result in enumerate(xmp_results):
             results.append((labels[i] if i < len(labels) else f"xmp.{i}", result))
@@ -122,4 +129,4 @@ def embedded_checks(
             remote_url = info.remote_url
         for result in c2pa_signals(info):
             results.append(("c2pa", result))
-    return EmbeddedMetadata(results, remote_url)
+    return EmbeddedMetadata(results, remote_url, xmp, xmp_read)

@@ -37,6 +37,18 @@ class BlocklistRef(BaseModel):
     version: str  # sha256 of the list file
 
 
+class LicenceEvidence(BaseModel):
+    """One piece of licence/rights evidence found for an item (README "Licence evidence")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str  # licence_source vocabulary: xmp iptc c2pa jsonld microdata rdfa rel-license ...
+    licence: str | None  # SPDX id/expression or LicenseRef-...; null: rights text, no licence
+    url: str | None  # the licence URL as found
+    raw: str | None  # the raw value
+    scope: str  # embedded | image | page | default
+
+
 class ItemRow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -68,6 +80,13 @@ class ItemRow(BaseModel):
     # Appended with blocklist screening: sha1 for sha1 lists; PDQ quality (0..100) beside `pdq`.
     sha1: str | None = None
     pdq_quality: Annotated[int, pa.int32()] | None = None
+    # Appended with the licence/rights work (crawler.rights): every piece of evidence found, the
+    # disagreement kept when allowed licences differ, raw PLUS disclosures, the credit line.
+    licence_evidence: list[LicenceEvidence] | None = None  # null only in older runs
+    licence_disagreement: str | None = None
+    minor_age_disclosure: str | None = None  # raw plus:MinorModelAgeDisclosure
+    model_release_status: str | None = None  # raw plus:ModelReleaseStatus
+    credit: str | None = None  # credit line asked for (photoshop:Credit, IIM Credit, creditText)
 
 
 class RejectionRow(BaseModel):
@@ -145,6 +164,4 @@ REJECTION_COLUMNS: tuple[str, ...] = tuple(REJECTIONS_SCHEMA.names)
 
 # Columns that are null because their stage is not built yet (documented in the README).
 NOT_YET_FILLED: dict[str, str] = {
-    "creator": "embedded creator metadata (XMP/IPTC/C2PA) arrives with the licence work",
-    "attribution": "attribution text arrives with the licence work",
 }

@@ -13,9 +13,11 @@ of an ``rdf:Bag``/``Seq``/``Alt``):
   a value outside the PLUS vocabulary is unreadable and refuses.
 * ``plus:MinorModelAgeDisclosure``: ``AG-U14`` and ``AG-A15``..``AG-A17`` disclose a minor
   (``minor_depicted`` when ``exclude_minors``); ``plus:ModelReleaseStatus`` is kept as evidence.
-* ``dc:creator``, ``dc:rights``, ``xmpRights:WebStatement``, ``xmpRights:UsageTerms``,
-  ``cc:license`` and ``dcterms:provenance`` (where a C2PA manifest lives) for the licence and
-  provenance stages.
+* ``dc:creator``, ``dc:rights``, ``dc:title``, ``xmpRights:WebStatement``,
+  ``xmpRights:UsageTerms``, ``cc:license``, ``cc:attributionName``, ``cc:attributionURL``,
+  ``plus:Licensor`` (``plus:LicensorName``, ``plus:LicensorURL`` of its items),
+  ``photoshop:Credit`` and ``dcterms:provenance`` (where a C2PA manifest lives) for the licence
+  and provenance stages (:mod:`crawler.rights.embedded`).
 
 An unreadable packet raises :class:`XmpError`; DESIGN.md: "per-item metadata that fails to parse
 excludes the item, with the parse error in detail" (:func:`xmp_unreadable`).
@@ -42,6 +44,7 @@ NS_DC = "http://purl.org/dc/elements/1.1/"
 NS_DCTERMS = "http://purl.org/dc/terms/"
 NS_XMP_RIGHTS = "http://ns.adobe.com/xap/1.0/rights/"
 NS_CC = "http://creativecommons.org/ns#"
+NS_PHOTOSHOP = "http://ns.adobe.com/photoshop/1.0/"
 
 _RDF_RESOURCE = f"{{{NS_RDF}}}resource"
 _RDF_VALUE = f"{{{NS_RDF}}}value"
@@ -69,6 +72,12 @@ class XmpInfo:
     usage_terms: tuple[str, ...] = ()
     licence: tuple[str, ...] = ()  # cc:license
     provenance: tuple[str, ...] = ()  # dcterms:provenance (C2PA manifest location)
+    title: tuple[str, ...] = ()  # dc:title (every language alternative)
+    licensor_name: tuple[str, ...] = ()  # plus:Licensor items' plus:LicensorName
+    licensor_url: tuple[str, ...] = ()  # plus:Licensor items' plus:LicensorURL
+    credit: tuple[str, ...] = ()  # photoshop:Credit (IPTC Core "Credit Line")
+    attribution_name: tuple[str, ...] = ()  # cc:attributionName
+    attribution_url: tuple[str, ...] = ()  # cc:attributionURL
     packets: tuple[str, ...] = field(default=(), repr=False)  # the decoded packets, as evidence
 
 
@@ -83,6 +92,12 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "usage_terms": (NS_XMP_RIGHTS, "UsageTerms"),
     "licence": (NS_CC, "license"),
     "provenance": (NS_DCTERMS, "provenance"),
+    "title": (NS_DC, "title"),
+    "licensor_name": (NS_PLUS, "LicensorName"),
+    "licensor_url": (NS_PLUS, "LicensorURL"),
+    "credit": (NS_PHOTOSHOP, "Credit"),
+    "attribution_name": (NS_CC, "attributionName"),
+    "attribution_url": (NS_CC, "attributionURL"),
 }
 
 
