@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from crawler.screening import CrawlScreen, Fetched
 from pipeline.config import Config, Source
 from pipeline.reasons import STAGE_SIGNALS
 from pipeline.runs import RunWriter
@@ -23,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 
 _ATTR = "clearance_context"
+# Request meta keys (also exported by crawler.downloadermiddlewares.consent).
+META_SOURCE = "clearance_source"
+META_PAGE = "clearance_page_url"
 
 
 def attach(crawler: Any, context: CrawlContext) -> None:
@@ -74,6 +78,9 @@ class CrawlContext:
     # on a page that did not opt out is still refused (opt-outs win).
     opted_out: dict[str, tuple[str, str]] = field(default_factory=dict)
     item_urls: set[str] = field(default_factory=set)
+    # Blocklist screening (crawler.screening); None only in unit tests that build a context
+    # by hand without lists.
+    screen: CrawlScreen | None = None
 
     @property
     def run_id(self) -> str:
@@ -93,7 +100,16 @@ class CrawlContext:
         source_id: str | None = None,
         page_url: str | None = None,
     ) -> bool:
-        """Record one rejection row per (URL, reason) per run; False if already recorded."""
+        """Record one rejection row per (URL, reason) per run; False if already recorded.
+
+        A URL withheld by a blocklist (or on a URL list) never gets a row.
+        """
+        if self.screen is not None and (
+            url in self.screen.withheld_urls
+            or (page_url is not None and page_url in self.screen.withheld_urls)
+            or self.screen.check_url(url, source_id, page_url)
+        ):
+            return False
         key = (url, reason)
         if key in self._seen:
             return False
@@ -120,6 +136,12 @@ class CrawlContext:
         self.reject(url, reason, STAGE_SIGNALS, detail, source_id=source_id, page_url=page_url)
 
     def add_item(self, row: dict[str, Any]) -> None:
+        if self.screen is not None:
+            if row["url"] in self.screen.withheld_urls or self.screen.is_suspended(
+                row["source_id"]
+            ):
+                return
+            self.screen.admit(row["url"], row.get("pdq"))
         if row["url"] in self.opted_out:
             reason, detail = self.opted_out[row["url"]]
             self.reject(row["url"], reason, STAGE_SIGNALS, detail,
@@ -131,6 +153,55 @@ class CrawlContext:
     def late_opt_outs(self) -> set[str]:
         """Items written before a page carrying them opted out: removed at commit."""
         return self.item_urls & set(self.opted_out)
+
+    # ------------------------------------------------------------------ screening
+
+    @property
+    def blocklist_refs(self) -> list[dict[str, str]]:
+        """The items' ``blocklists`` column: every list each image was screened against."""
+        return [] if self.screen is None else self.screen.screener.refs()
+
+    @property
+    def pdq_dihedral(self) -> bool:
+        return self.screen is not None and self.screen.screener.pdq_dihedral
+
+    def is_suspended(self, source_id: str | None) -> bool:
+        return self.screen is not None and self.screen.is_suspended(source_id)
+
+    def withheld(self, response: Any, hashes: Any, facts: Any, mime: str | None) -> bool:
+        """Screen a fetched image (before anything about it is recorded): True when it must
+        leave no row, because it is a hit or a hit's neighbour, or its source is suspended."""
+        if self.screen is None:
+            return False
+        source_id = response.meta[META_SOURCE]
+        ip = getattr(response, "ip_address", None)
+        image = Fetched(
+            url=response.url, source_id=source_id, page_url=response.meta.get(META_PAGE),
+            sha256=hashes.sha256, md5=hashes.md5, sha1=hashes.sha1,
+            pdq=getattr(facts, "pdq", None), pdq_quality=getattr(facts, "pdq_quality", None),
+            pdq_variants=getattr(facts, "pdq_variants", ()),
+            server_ip=None if ip is None else str(ip), http_status=response.status,
+            content_type=mime, bytes=len(response.body),
+            redirect_chain=tuple(response.meta.get("redirect_urls") or ()),
+            accessed_at=datetime.now(UTC).isoformat(),
+        )
+        if self.screen.check_image(image):
+            return True
+        return self.screen.is_suspended(source_id)
+
+    def withdraw_neighbours(self) -> int:
+        """Neighbour expansion: admitted items near a hit leave the run before it commits."""
+        if self.screen is None:
+            return 0
+        found = self.screen.neighbours()
+        if not found:
+            return 0
+        centres = {url: (centre, threshold, incident, hit)
+                   for url, centre, threshold, incident, hit in found}
+        rows = self.writer.remove_items(set(centres))
+        self.item_urls.difference_update(centres)
+        self.screen.withdraw(rows, centres)
+        return len(rows)
 
     def hit_limit(self, name: str, source_id: str) -> None:
         hit = self.limits_hit.setdefault(name, [])

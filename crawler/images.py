@@ -3,6 +3,10 @@
 Decoding is bounded: the pixel count is checked from the header before any pixel is decoded
 (decompression bombs), only common raster formats are opened, and a truncated or corrupt body is
 an exclusion with its error, never a crash.
+
+Screening needs the hashes before anything else: :func:`content_hashes` works on any body (an
+undecodable one is still screened on its exact hashes), and :func:`inspect_image` adds the PDQ
+perceptual hash of the image it has just decoded (no second decode).
 """
 
 from __future__ import annotations
@@ -28,6 +32,23 @@ MIME = {
 
 
 @dataclass(frozen=True)
+class Hashes:
+    """Exact content hashes of a body (hex), computed before it is decoded."""
+
+    sha256: str
+    md5: str
+    sha1: str
+
+
+def content_hashes(body: bytes) -> Hashes:
+    return Hashes(
+        sha256=hashlib.sha256(body).hexdigest(),
+        md5=hashlib.md5(body, usedforsecurity=False).hexdigest(),
+        sha1=hashlib.sha1(body, usedforsecurity=False).hexdigest(),
+    )
+
+
+@dataclass(frozen=True)
 class ImageFacts:
     format: str
     mime: str
@@ -36,6 +57,10 @@ class ImageFacts:
     sha256: str
     md5: str
     bytes: int
+    sha1: str | None = None
+    pdq: str | None = None  # canonical PDQ hex of the decoded image (when asked)
+    pdq_quality: int | None = None
+    pdq_variants: tuple[str, ...] = ()  # the dihedral variants, when screening asks for them
 
 
 class ImageRejected(Exception):
@@ -45,8 +70,19 @@ class ImageRejected(Exception):
         super().__init__(f"{reason}: {detail}")
 
 
-def inspect_image(body: bytes, max_pixels: int) -> ImageFacts:
-    """Open, bound and fully decode an image; raise :class:`ImageRejected` with a reason."""
+def inspect_image(
+    body: bytes,
+    max_pixels: int,
+    *,
+    pdq: bool = False,
+    dihedral: bool = False,
+    hashes: Hashes | None = None,
+) -> ImageFacts:
+    """Open, bound and fully decode an image; raise :class:`ImageRejected` with a reason.
+
+    With ``pdq`` the PDQ hash and quality of the decoded image are computed too; an image that
+    decodes but cannot be PDQ-hashed is rejected (it could not be screened).
+    """
     if not body:
         raise ImageRejected(reasons.NOT_AN_IMAGE, "empty body")
     try:
@@ -64,6 +100,8 @@ def inspect_image(body: bytes, max_pixels: int) -> ImageFacts:
                     )
                 fmt = img.format or "unknown"
                 img.load()
+                perceptual = _pdq(img) if pdq else (None, None)
+                variants = _pdq_variants(img) if pdq and dihedral else ()
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -78,12 +116,39 @@ def inspect_image(body: bytes, max_pixels: int) -> ImageFacts:
         raise ImageRejected(
             reasons.NOT_AN_IMAGE, f"cannot decode: {type(exc).__name__}: {exc}"
         ) from None
+    hashes = hashes or content_hashes(body)
     return ImageFacts(
         format=fmt,
         mime=MIME.get(fmt, "application/octet-stream"),
         width=width,
         height=height,
-        sha256=hashlib.sha256(body).hexdigest(),
-        md5=hashlib.md5(body, usedforsecurity=False).hexdigest(),
+        sha256=hashes.sha256,
+        md5=hashes.md5,
         bytes=len(body),
+        sha1=hashes.sha1,
+        pdq=perceptual[0],
+        pdq_quality=perceptual[1],
+        pdq_variants=variants,
     )
+
+
+def _pdq(img: Image.Image) -> tuple[str, int]:
+    from crawler.perceptual import pdq_hash
+
+    try:
+        return pdq_hash(img)
+    except Exception as exc:  # noqa: BLE001 - an unhashable image cannot be screened
+        raise ImageRejected(
+            reasons.NOT_AN_IMAGE, f"cannot compute its PDQ hash: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _pdq_variants(img: Image.Image) -> tuple[str, ...]:
+    from crawler.perceptual import pdq_dihedral
+
+    try:
+        return tuple(pdq_dihedral(img))
+    except Exception as exc:  # noqa: BLE001 - an unhashable image cannot be screened
+        raise ImageRejected(
+            reasons.NOT_AN_IMAGE, f"cannot compute its PDQ hash: {type(exc).__name__}: {exc}"
+        ) from None

@@ -22,8 +22,10 @@ from scrapy import signals as scrapy_signals
 from scrapy.crawler import CrawlerProcess
 
 from crawler.context import CrawlContext, Registry, attach
+from crawler.screening import CrawlScreen, RedactImageUrls
 from crawler.spiders.sources import SourceSpider
 from pipeline import reasons
+from pipeline.blocklists import Screener
 from pipeline.config import Config, Source
 from pipeline.eligibility import Eligibility, check
 from pipeline.runs import RunWriter
@@ -107,6 +109,10 @@ def scrapy_settings(context: CrawlContext, concurrency: int, log_level: str) -> 
         "DEPTH_LIMIT": 0,  # per source, in the spider
         "METAREFRESH_ENABLED": False,
         "DNS_TIMEOUT": 10,
+        # Nothing of a response may outlive its screening: no HTTP cache, no persisted
+        # request queue or dupefilter (JOBDIR) that could keep a blocklisted URL or its bytes.
+        "HTTPCACHE_ENABLED": False,
+        "JOBDIR": None,
     }
 
 
@@ -132,21 +138,25 @@ def run_crawl(
     log_level: str = "WARNING",
     progress: bool = False,
     plan: CrawlPlan | None = None,
+    screener: Screener | None = None,
 ) -> dict[str, Any]:
     """Crawl the eligible sources into a new run; return the run.json document.
 
     Scrapy's reactor runs once per process: call this once per process. Pass the ``plan`` a
     caller already made (to print what is skipped) rather than deciding eligibility twice.
+    ``screener`` defaults to the config's hash lists (:meth:`Screener.load`).
     """
     started = datetime.now(UTC)
     t0 = time.monotonic()
     crawl_plan = plan or plan_crawl(config, source_ids, today or started.date(), suspended)
+    screener = screener if screener is not None else Screener.load(config)
     writer = RunWriter(Path(data_dir))
     context = CrawlContext(
         config=config,
         registry=Registry(crawl_plan.eligible),
         writer=writer,
         signals_off=config.settings.signals.off(),
+        screen=CrawlScreen(screener, config, Path(data_dir), writer.run_id),
     )
     for source, verdict in crawl_plan.skipped:
         for url in source.start_urls:
@@ -165,11 +175,14 @@ def run_crawl(
     except BaseException:
         writer.discard()
         raise
+    context.withdraw_neighbours()
     for url in sorted(context.late_opt_outs()):
         for row in writer.remove_items({url}):
             reason, detail = context.opted_out[url]
             context.reject(url, reason, reasons.STAGE_SIGNALS, detail,
                            source_id=row["source_id"], page_url=row["page_url"])
+    assert context.screen is not None
+    writer.withheld = context.screen.incidents  # every incident withheld one URL
     elapsed = time.monotonic() - t0
     pages, images = sum(context.pages.values()), sum(context.images.values())
     sources: dict[str, Any] = {}
@@ -194,6 +207,9 @@ def run_crawl(
         "config_files": config.file_sha256,
         "versions": _versions(),
         "limits_hit": context.limits_hit,
+        # Sources suspended by a blocklist hit during this crawl (their queued requests were
+        # dropped); hits themselves appear only as counts.withheld.
+        "suspended": sorted(context.screen.suspended),
         "conflicts": conflicts(writer.rejections_by_source, crawl_plan.eligible),
         "signals_off": context.signals_off,
         "timings": {
@@ -234,6 +250,14 @@ def _run_scrapy(
     )
     crawler = process.create_crawler(SourceSpider)
     attach(crawler, context)
+    settings = crawler.settings
+    if settings.getbool("HTTPCACHE_ENABLED") or settings.get("JOBDIR"):
+        raise RuntimeError("HTTPCACHE_ENABLED and JOBDIR must be off: blocklist hits must not "
+                           "be kept anywhere")
+    if context.screen is not None:
+        redact = RedactImageUrls(context.screen)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(redact)
     t_open: list[float] = []
 
     def opened(spider: Any) -> None:

@@ -64,6 +64,7 @@ def test_facts(fmt: str, mime: str, mode: str) -> None:
         sha256=hashlib.sha256(body).hexdigest(),
         md5=hashlib.md5(body).hexdigest(),
         bytes=len(body),
+        sha1=hashlib.sha1(body).hexdigest(),
     )
 
 
@@ -174,3 +175,26 @@ def test_header_only_png_under_the_limit_is_a_decode_failure_not_a_crash() -> No
 
 def test_zero_sized_png_header() -> None:
     assert rejected(png_header_only(0, 10)).reason == reasons.NOT_AN_IMAGE
+
+
+def test_pdq_is_computed_on_the_decoded_image_when_asked() -> None:
+    from crawler.perceptual import pdq_hash
+
+    body = encode((64, 48), "PNG", "RGB")
+    assert inspect_image(body, MAX_PIXELS).pdq is None
+    facts = inspect_image(body, MAX_PIXELS, pdq=True)
+    with Image.open(io.BytesIO(body)) as img:
+        img.load()
+        assert (facts.pdq, facts.pdq_quality) == pdq_hash(img)
+    assert len(facts.pdq or "") == 64 and facts.pdq_variants == ()
+    dihedral = inspect_image(body, MAX_PIXELS, pdq=True, dihedral=True)
+    assert len(dihedral.pdq_variants) == 8 and dihedral.pdq_variants[0] == facts.pdq
+
+
+def test_content_hashes_work_on_any_body() -> None:
+    from crawler.images import content_hashes
+
+    hashes = content_hashes(b"not an image")
+    assert hashes.sha256 == hashlib.sha256(b"not an image").hexdigest()
+    assert hashes.md5 == hashlib.md5(b"not an image").hexdigest()
+    assert hashes.sha1 == hashlib.sha1(b"not an image").hexdigest()

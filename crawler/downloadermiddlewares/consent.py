@@ -15,9 +15,10 @@ from scrapy import Request
 from scrapy.http import Response
 from scrapy.utils.httpobj import urlparse_cached
 
-from crawler.context import CrawlContext, context_of
+from crawler.context import META_PAGE, META_SOURCE, CrawlContext, context_of
 from crawler.exceptions import Refused
 from crawler.netguard import Resolver, non_public
+from crawler.screening import Dropped
 from pipeline import reasons
 
 if TYPE_CHECKING:
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-META_SOURCE = "clearance_source"
-META_PAGE = "clearance_page_url"
 META_POLICY = "clearance_policy_file"
 META_KIND = "clearance_kind"  # "page" | "image" | "c2pa_manifest"
 
@@ -47,6 +46,16 @@ class ConsentGateMiddleware:
         page_url = request.meta.get(META_PAGE)
         prev_source = request.meta.get(META_SOURCE)
         registry = self.context.registry
+        screen = self.context.screen
+        if screen is not None:
+            # Blocklists before anything else: a listed URL is never sent nor named in a row.
+            if request.meta.get(META_KIND) == "image":
+                screen.image_urls.add(url)
+            if screen.is_suspended(prev_source):
+                self._drop(request, "source_suspended")
+            owner = prev_source or getattr(registry.source_for(url), "id", None)
+            if screen.check_url(url, owner, page_url):
+                self._drop(request, "blocklist_url")
         if request.meta.get(META_POLICY):
             owners = registry.policy_sources(url)
             source = owners[0] if owners else registry.source_for(url, prefer=prev_source)
@@ -63,6 +72,8 @@ class ConsentGateMiddleware:
                 detail += f" (redirected from {hop[-1]})"
             self._refuse(request, reasons.OUT_OF_SCOPE, detail, prev_source, page_url)
         assert source is not None
+        if screen is not None and screen.is_suspended(source.id):
+            self._drop(request, "source_suspended")
         request.meta[META_SOURCE] = source.id
         if not allow_private:
             host = urlparse_cached(request).hostname or ""
@@ -87,6 +98,11 @@ class ConsentGateMiddleware:
                     request.meta.get(META_PAGE),
                 )
         return response
+
+    def _drop(self, request: Request, why: str) -> None:
+        """Not sent and no row: a blocklisted URL, or a request of a suspended source."""
+        self.stats.inc_value(f"consent/dropped/{why}")
+        raise Dropped(why)
 
     def _refuse(
         self,

@@ -26,7 +26,7 @@ from crawler.downloadermiddlewares.robots import META_SIGNALS, evidence
 from crawler.exceptions import Refused
 from crawler.extensions.sizeguard import META_TOO_LARGE
 from crawler.extract import find_images, find_licence_links, find_links
-from crawler.images import ImageRejected, inspect_image
+from crawler.images import Hashes, ImageRejected, content_hashes, inspect_image
 from crawler.optout import Verdict, embedded_checks, header_checks, page_verdict
 from crawler.signals import OFF, SignalResult
 from crawler.signals.c2pa_manifest import C2paInfo, c2pa_signals
@@ -102,6 +102,8 @@ class SourceSpider(Spider):
 
     def parse_page(self, response: Response) -> Iterator[Request]:
         source = self.context.registry.sources[response.meta[META_SOURCE]]
+        if self.context.is_suspended(source.id):
+            return  # a blocklist hit suspended the source during this crawl: stop at once
         if not isinstance(response, TextResponse) or b"html" not in (
             response.headers.get(b"Content-Type") or b"text/html"
         ):
@@ -167,6 +169,25 @@ class SourceSpider(Spider):
         info = meta[META_IMAGE]
         page_url = meta.get(META_PAGE)
         licence: PageLicence = info["licence"]
+        content_type = response.headers.get(b"Content-Type")
+        mime = content_type.decode("latin-1") if content_type else None
+        # Blocklist screening comes first: the bounded decode (+ PDQ) and the embedded
+        # metadata read record nothing; a body that does not decode is still screened on its
+        # exact hashes. A hit (or a suspended source) leaves no row here.
+        hashes = content_hashes(response.body)
+        undecodable: ImageRejected | None = None
+        try:
+            if len(response.body) <= INLINE_DECODE_BYTES:
+                facts, embedded = self._inspect(response.body, mime, hashes)
+            else:
+                facts, embedded = await maybe_deferred_to_future(
+                    deferToThread(self._inspect, response.body, mime, hashes)
+                )
+        except ImageRejected as exc:
+            facts = embedded = None
+            undecodable = exc
+        if self.context.withheld(response, hashes, facts, mime):
+            return
 
         def reject(reason: str, detail: str, stage: str) -> None:
             self.context.reject(
@@ -184,18 +205,10 @@ class SourceSpider(Spider):
             reject(result.reason or reasons.X_ROBOTS_NOAI, f"{label}: {evidence(result)}",
                    reasons.STAGE_SIGNALS)
             return
-        content_type = response.headers.get(b"Content-Type")
-        mime = content_type.decode("latin-1") if content_type else None
-        try:
-            if len(response.body) <= INLINE_DECODE_BYTES:
-                facts, embedded = self._inspect(response.body, mime)
-            else:
-                facts, embedded = await maybe_deferred_to_future(
-                    deferToThread(self._inspect, response.body, mime)
-                )
-        except ImageRejected as exc:
-            reject(exc.reason, exc.detail, reasons.STAGE_IMAGE)
+        if undecodable is not None:
+            reject(undecodable.reason, undecodable.detail, reasons.STAGE_IMAGE)
             return
+        assert facts is not None and embedded is not None
         results = list(embedded.results)
         if embedded.c2pa_remote_url and not any(r.denies for _, r in results):
             results = [(lbl, r) for lbl, r in results if lbl != "c2pa"]
@@ -232,7 +245,7 @@ class SourceSpider(Spider):
             "bytes": facts.bytes,
             "sha256": facts.sha256,
             "md5": facts.md5,
-            "pdq": None,
+            "pdq": facts.pdq,
             "width": facts.width,
             "height": facts.height,
             "licence": licence.licence,
@@ -242,13 +255,17 @@ class SourceSpider(Spider):
             "attribution": None,
             "caption": info["caption"],
             "signals": [signals[k] for k in sorted(signals)],
-            "blocklists": None,
+            "blocklists": self.context.blocklist_refs,
             "run_id": self.context.run_id,
+            "sha1": facts.sha1,
+            "pdq_quality": facts.pdq_quality,
         }
 
-    def _inspect(self, body: bytes, mime: str | None) -> tuple[Any, Any]:
-        """Off the reactor thread: decode under limits, then read embedded metadata."""
-        facts = inspect_image(body, self.max_pixels)
+    def _inspect(self, body: bytes, mime: str | None, hashes: Hashes | None = None
+                 ) -> tuple[Any, Any]:
+        """Off the reactor thread: decode under limits (+ PDQ), then read embedded metadata."""
+        facts = inspect_image(body, self.max_pixels, pdq=True, hashes=hashes,
+                              dihedral=self.context.pdq_dihedral)
         return facts, embedded_checks(body, mime or facts.mime, self.context.settings)
 
     async def _remote_c2pa(

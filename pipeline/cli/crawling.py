@@ -21,7 +21,17 @@ def crawl_once(
 ) -> dict[str, Any]:
     """Run one crawl in this process and register it in state.sqlite."""
     from crawler.runner import plan_crawl, run_crawl
+    from pipeline.blocklists import Screener
+    from pipeline.config import ConfigError
 
+    try:
+        screener = Screener.load(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    for warning in screener.warnings():
+        click.echo(f"warning: {warning}", err=True)
     state = env.state()
     suspended = state.suspended_ids()
     try:
@@ -30,12 +40,15 @@ def crawl_once(
         fail(str(exc.args[0]), EXIT_BAD_INPUT)
     if not quiet:
         for source, verdict in plan.skipped:
-            click.echo(f"skipped {source.id}: {verdict.message} ({verdict.reason})", err=True)
+            hint = (f"; after review: clearance source resume {source.id} --reviewed-by NAME "
+                    "--note TEXT") if source.id in suspended else ""
+            click.echo(f"skipped {source.id}: {verdict.message} ({verdict.reason}){hint}",
+                       err=True)
     log_level = {0: "WARNING", 1: "INFO"}.get(env.verbose, "DEBUG")
     started = datetime.now(UTC)
     doc = run_crawl(
         config, env.data_dir, source_ids, concurrency=concurrency,
-        log_level=log_level, progress=progress, plan=plan,
+        log_level=log_level, progress=progress, plan=plan, screener=screener,
     )
     for source in plan.eligible:
         state.record_run(source.id, doc["run_id"], started, datetime.now(UTC), "finished")
@@ -73,7 +86,11 @@ def crawl(env: Env, source_ids: tuple[str, ...], as_json: bool, concurrency: int
         emit_json(doc)
         return
     counts = doc["counts"]
-    click.echo(f"run {doc['run_id']}: {counts['items']} items, {counts['rejections']} rejections")
+    click.echo(f"run {doc['run_id']}: {counts['items']} items, {counts['rejections']} rejections"
+               + (f", {counts['withheld']} withheld by blocklists" if counts.get("withheld")
+                  else ""))
+    for source_id in doc.get("suspended", []):
+        click.echo(f"  suspended: {source_id} (blocklist hit; see clearance incidents list)")
     for reason, n in counts["by_reason"].items():
         click.echo(f"  {reason}: {n}")
     for source_id, conflict in doc.get("conflicts", {}).items():
