@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline import reasons
+from pipeline.attribution import render_attribution
 from pipeline.build import sha256_file
 from pipeline.manifests import (
     AUDIT_DIR,
+    DATA_DIR,
     EXCLUSIONS_FILE,
     MANIFESTS_DIR,
     read_manifest,
@@ -26,8 +29,8 @@ from pipeline.manifests import (
 )
 from pipeline.runs import REJECTIONS_FILE, RUN_JSON, RUNS_DIR
 
-FORMATS = ("md", "json")
-PLANNED_FORMATS = ("html", "croissant", "eu-summary", "attribution")
+FORMATS = ("md", "json", "attribution")
+PLANNED_FORMATS = ("html", "croissant", "eu-summary")
 NO_SOURCE = "(none)"
 
 # Crawl rejections that mean the source's own signals refused what its consent allows.
@@ -50,6 +53,8 @@ def check_format(fmt: str) -> str:
 def render_report(data_dir: Path, ref: str, fmt: str) -> str:
     """Render the report of manifest ``ref`` (``NAME`` or ``NAME@vN``) in ``fmt``."""
     check_format(fmt)
+    if fmt == "attribution":
+        return render_attribution(Path(data_dir), ref)
     report = build_report(Path(data_dir), ref)
     if fmt == "json":
         return json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
@@ -84,11 +89,40 @@ def build_report(data_dir: Path, ref: str) -> dict[str, Any]:
             "by_licence": counts["kept_by_licence"],
             "by_licence_source": counts["kept_by_licence_source"],
         },
+        "licences": _licence_evidence(version_dir),
         "build_exclusions": _by_reason_and_source(exclusions),
         "crawl_rejections": crawl,
         "sources": sources,
         "consent_changed": manifest.get("consent_changed", []),
         "signal_conflicts": _conflicts(crawl["by_source"], sources, manifest["policy"]),
+    }
+
+
+def _licence_evidence(version_dir: Path) -> dict[str, Any]:
+    """Per source, over the published rows: where each licence was found (``licence_source``)
+    and how many rows had evidence naming different, all-allowed licences
+    (``licence_disagreement``; the more restrictive was kept). Rows from before that column
+    existed count as no disagreement."""
+    dataset = ds.dataset(version_dir / DATA_DIR, format="parquet")
+    names = set(dataset.schema.names)
+    columns = [c for c in ("source_id", "licence_source", "licence_disagreement") if c in names]
+    by_source: dict[str, dict[str, Any]] = {}
+    for row in dataset.to_table(columns=columns).to_pylist():
+        entry = by_source.setdefault(
+            row["source_id"] or NO_SOURCE, {"licence_source": Counter(), "disagreements": 0}
+        )
+        entry["licence_source"][row.get("licence_source") or NO_SOURCE] += 1
+        if row.get("licence_disagreement"):
+            entry["disagreements"] += 1
+    return {
+        "disagreements": sum(e["disagreements"] for e in by_source.values()),
+        "by_source": {
+            source: {
+                "licence_source": dict(sorted(e["licence_source"].items())),
+                "disagreements": e["disagreements"],
+            }
+            for source, e in sorted(by_source.items())
+        },
     }
 
 
@@ -196,7 +230,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- Folder: `{m['path']}` (published rows in `data/`)",
         f"- Schema version: {m['schema_version']}; config sha256: `{m['config_sha256']}`",
         f"- Policy as of {m['policy']['today']}: intended use `{m['policy']['intended_use']}`, "
-        f"licences allowed: {', '.join(m['policy']['licences_allow'])}",
+        f"licences allowed: {', '.join(m['policy']['licences_allow'])}"
+        + "".join(f" + preset {p}" for p in m["policy"].get("licences_preset") or []),
         f"- Input runs: {', '.join(m['inputs']) or 'none'}",
         *[f"- Note: {note}" for note in m["notes"]],
         "",
@@ -211,6 +246,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         *_counts("Per source", "source", report["kept"]["by_source"]),
         *_counts("Per licence", "licence", report["kept"]["by_licence"]),
         *_counts("Per licence evidence", "licence_source", report["kept"]["by_licence_source"]),
+        *_licence_section(report["licences"]),
     ]
     for title, section in (
         ("Build-stage exclusions", report["build_exclusions"]),
@@ -248,6 +284,24 @@ def render_markdown(report: dict[str, Any]) -> str:
     conflicts = report["signal_conflicts"]
     lines += [f"- {c['message']}" for c in conflicts] or ["_none_"]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _licence_section(licences: dict[str, Any]) -> list[str]:
+    per_source = licences["by_source"]
+    return [
+        "### Licence evidence per source",
+        "",
+        *_table(
+            ["source", "licence_source", "rows"],
+            [[s, k, n] for s, e in per_source.items() for k, n in e["licence_source"].items()],
+        ),
+        "### Licence disagreements",
+        "",
+        "Rows whose evidence named different licences, all allowed; the more restrictive was "
+        f"kept. Total: {licences['disagreements']}",
+        "",
+        *_table(["source", "rows"], [[s, e["disagreements"]] for s, e in per_source.items()]),
+    ]
 
 
 def _source(source_id: str, info: dict[str, Any]) -> list[str]:

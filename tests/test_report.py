@@ -185,10 +185,12 @@ def test_missing_run_is_listed(built):
 
 def test_formats(built):
     data, _ = built
-    assert FORMATS == ("md", "json")
+    assert FORMATS == ("md", "json", "attribution")
+    assert PLANNED_FORMATS == ("html", "croissant", "eu-summary")
     for fmt in PLANNED_FORMATS:
         with pytest.raises(
-            ReportFormatError, match=f"format {fmt} is not available yet; available: md, json"
+            ReportFormatError,
+            match=f"format {fmt} is not available yet; available: md, json, attribution",
         ):
             render_report(data, "demo", fmt)
     with pytest.raises(ReportFormatError, match="unknown format 'pdf'"):
@@ -203,3 +205,60 @@ def test_markdown_cells_are_escaped():
     lines = _table(["a", "b"], [["x | y", "two\nlines"]])
     assert lines[2] == "| x \\| y | two lines |"
     assert _table(["a"], []) == ["_none_", ""]
+
+
+def test_licence_evidence_and_disagreements_per_source(tmp_path: Path):
+    root = tmp_path / "configs"
+    config = write_config(root, [source_doc("aurora"), source_doc("birch")])
+    a, b = config.sources["aurora"], config.sources["birch"]
+    data = tmp_path / "data"
+    said = "xmp [embedded]: CC-BY-4.0; rel-license [page]: CC-BY-SA-4.0; kept CC-BY-SA-4.0"
+    write_run(
+        data,
+        "run-1",
+        [
+            make_item(a, "https://aurora.example/gallery/1.jpg", licence="CC-BY-SA-4.0",
+                      licence_source="xmp", licence_disagreement=said),
+            make_item(a, "https://aurora.example/gallery/2.jpg", licence="CC-BY-SA-4.0",
+                      licence_source="rel-license", licence_disagreement=said),
+            make_item(a, "https://aurora.example/gallery/3.jpg", licence_source="jsonld"),
+            make_item(b, "https://birch.example/gallery/1.jpg"),
+            # Excluded rows count nowhere here: only published rows.
+            make_item(b, "https://birch.example/gallery/nc.jpg", licence="CC-BY-NC-4.0",
+                      licence_disagreement=said),
+        ],
+        [],
+    )
+    build_manifest(load_config(root), data, "lic")
+    licences = build_report(data, "lic")["licences"]
+    assert licences == {
+        "disagreements": 2,
+        "by_source": {
+            "aurora": {
+                "licence_source": {"jsonld": 1, "rel-license": 1, "xmp": 1},
+                "disagreements": 2,
+            },
+            "birch": {"licence_source": {"source-default": 1}, "disagreements": 0},
+        },
+    }
+    md = render_report(data, "lic", "md")
+    assert "### Licence evidence per source" in md
+    assert "| aurora | rel-license | 1 |" in md and "| birch | source-default | 1 |" in md
+    assert "the more restrictive was kept. Total: 2" in md
+    assert "| source | rows |\n|---|---|\n| aurora | 2 |\n| birch | 0 |" in md
+
+
+def test_licence_disagreements_read_defensively_from_older_manifests(built):
+    """A manifest written before `licence_disagreement` existed: every count is 0."""
+    data, result = built
+    part = next((result.path / "data").glob("*.parquet"))
+    table = pq.read_table(part)
+    if "licence_disagreement" in table.column_names:
+        table = table.drop_columns(["licence_disagreement"])
+        pq.write_table(table, part)
+    licences = build_report(data, "demo")["licences"]
+    assert licences["disagreements"] == 0
+    assert licences["by_source"]["aurora"] == {
+        "licence_source": {"source-default": 2}, "disagreements": 0
+    }
+    assert licences["by_source"]["birch"]["licence_source"] == {"xmp": 1}

@@ -56,10 +56,14 @@ def build(env: Env, name: str, run_ids: tuple[str, ...], as_json: bool) -> None:
 def report(env: Env, ref: str, fmt: str, out: Path | None) -> None:
     """Provenance report for a manifest version (latest unless @vN is given).
 
+    `attribution` writes the ATTRIBUTION file the dataset ships with: one Creative Commons
+    credit line (title, author, source, licence) per published row, by source and creator.
+
     \b
-    Formats available: md, json. Planned: html, croissant, eu-summary, attribution.
-    Example:
+    Formats available: md, json, attribution. Planned: html, croissant, eu-summary.
+    Examples:
       clearance report my-set@v2 --format md --out report.md
+      clearance report my-set --format attribution --out ATTRIBUTION
     """
     from pipeline.report import FORMATS, PLANNED_FORMATS, render_report
 
