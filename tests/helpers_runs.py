@@ -56,6 +56,12 @@ def make_item(
         ],
         "blocklists": None,
         "run_id": "",
+        "licence_evidence": [{"source": licence_source, "licence": licence, "url": None,
+                              "raw": licence, "scope": "default"}],
+        "licence_disagreement": None,
+        "minor_age_disclosure": None,
+        "model_release_status": None,
+        "credit": None,
     }
     row.update(overrides)
     return row

@@ -115,8 +115,8 @@ def test_source_default_licence_and_duplicates_are_kept_for_the_build(site, craw
     ("/site/img/notimage.jpg", reasons.NOT_AN_IMAGE, "not a recognised image"),
     ("/site/img/truncated.jpg", reasons.NOT_AN_IMAGE, "decode"),
     ("/site/img/missing.jpg", reasons.FETCH_FAILED, "HTTP 404"),
-    ("/site/img/c.jpg", reasons.LICENCE_CONFLICT, "CC-BY-4.0, CC0-1.0"),
-    ("/site/img/u.jpg", reasons.NO_LICENCE, "/terms.html"),
+    # An unknown licence URL is a LicenseRef-..., not on the allow list (issue 4).
+    ("/site/img/u.jpg", reasons.LICENCE_NOT_ALLOWED, "/terms.html"),
     ("/site/gzbomb.html", reasons.TOO_LARGE, "decompression"),
 ])
 def test_bad_bodies_are_excluded_with_a_reason(site, crawled, path, reason, words):
@@ -166,3 +166,10 @@ def test_max_pages_per_source_bounds_the_pages_used(tmp_path: Path):
         assert result.run["sources"]["site"]["pages"] == 4
         assert len(result.items) <= 3
         assert result.run["limits_hit"] == {"max_pages_per_source": ["site"]}
+
+
+def test_two_allowed_page_licences_keep_the_more_restrictive(site, crawled):
+    # issue 4: evidence that disagrees but is all allowed keeps the more restrictive licence.
+    item = crawled.item(site.url("/site/img/c.jpg"))
+    assert item["licence"] == "CC-BY-4.0" and item["licence_source"] == "rel-license"
+    assert "CC0-1.0" in item["licence_disagreement"]

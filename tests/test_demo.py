@@ -25,7 +25,7 @@ def test_demo_runs_end_to_end_and_never_leaves_consent(tmp_path: Path):
     reasons = summary["excluded_by_reason"]
     for key in ("crawl:out_of_scope", "crawl:robots_disallowed", "crawl:robots_ai_optout",
                 "crawl:consent_inactive", "crawl:no_licence", "crawl:not_an_image",
-                "crawl:too_large", "build:duplicate", "build:licence_not_allowed"):
+                "crawl:too_large", "build:duplicate", "crawl:licence_not_allowed"):
         assert reasons.get(key, 0) >= 1, (key, reasons)
     manifest = Path(summary["manifest"])
     assert pq.read_table(manifest / "data").num_rows == summary["kept"]

@@ -71,24 +71,8 @@ def name_licence(value: str | None) -> Named:
     """``pipeline.licences.normalise_licence`` (URL, SPDX id or free-text name) on a raw value."""
     if value is None or not value.strip():
         return Named(None, None, False)
-    normalise = getattr(licences, "normalise_licence", None)
-    if normalise is not None:
-        result = normalise(value.strip())
-        return Named(result.spdx, result.url, result.known)
-    return _fallback(value.strip())  # until pipeline.licences.normalise_licence is everywhere
-
-
-def _fallback(value: str) -> Named:
-    if value.lower().startswith(("http://", "https://")):
-        spdx = licences.licence_from_url(value)
-        if spdx:
-            return Named(spdx, value, True)
-        slug = "".join(c if c.isalnum() or c in ".-" else "-" for c in value.split("://", 1)[1])
-        return Named(f"LicenseRef-{slug.strip('-')[:100]}", value, False)
-    try:
-        return Named(licences.normalise_expression(value), None, True)
-    except licences.LicenceError:
-        return Named(None, None, False)
+    result = licences.normalise_licence(value.strip())
+    return Named(result.spdx, result.url, result.known)
 
 
 def licence_evidence(source: str, scope: str, field: str, value: str, *,

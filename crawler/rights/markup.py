@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import extruct
 from parsel import Selector
@@ -51,11 +52,21 @@ _RDFA_RIGHTS = ("http://purl.org/dc/terms/rights", "http://purl.org/dc/elements/
                 "http://schema.org/copyrightNotice", "https://schema.org/copyrightNotice")
 
 
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
 def norm_url(url: str) -> str:
+    """Comparable form of a URL: w3lib's canonical form (host lower-cased, percent-encoding and
+    query order normalised, fragment dropped) without the scheme's default port."""
     try:
-        return canonicalize_url(url.strip(), keep_fragments=False)
+        canonical = canonicalize_url(url.strip(), keep_fragments=False)
     except ValueError:
         return url.strip()
+    parts = urlsplit(canonical)
+    port = _DEFAULT_PORTS.get(parts.scheme)
+    if port and parts.netloc.endswith(port):
+        canonical = urlunsplit(parts._replace(netloc=parts.netloc[: -len(port)]))
+    return canonical
 
 
 def _property(node: Selector, name: str) -> list[Selector]:
@@ -65,10 +76,18 @@ def _property(node: Selector, name: str) -> list[Selector]:
 
 
 def _content(node: Selector) -> str | None:
-    for attr in ("content", "href", "resource"):
+    """A literal (``property=``): ``content``, else the element's text."""
+    if node.attrib.get("content"):
+        return node.attrib["content"].strip()
+    return " ".join(" ".join(node.xpath(".//text()").getall()).split()) or None
+
+
+def _link(node: Selector) -> str | None:
+    """A resource (``rel=``/``property=`` on a link): ``href``/``resource``, else a literal."""
+    for attr in ("href", "resource"):
         if node.attrib.get(attr):
             return node.attrib[attr].strip()
-    return " ".join(" ".join(node.xpath(".//text()").getall()).split()) or None
+    return _content(node)
 
 
 @dataclass
@@ -195,7 +214,7 @@ def _rdfa_subject(markup: PageMarkup, subject: dict[str, Any]) -> None:
 
 def _ccrel(scope: Selector, base: str, where: str, links: list[str]) -> list[Evidence]:
     names = [c for c in (_content(n) for n in _property(scope, "cc:attributionName")) if c]
-    urls = [c for c in (_content(n) for n in _property(scope, "cc:attributionURL")) if c]
+    urls = [c for c in (_link(n) for n in _property(scope, "cc:attributionURL")) if c]
     titles = [c for c in (_content(n) for n in _property(scope, "dct:title")
                           + _property(scope, "dc:title")) if c]
     described: dict[str, Any] = {

@@ -54,11 +54,6 @@ def allowed(licence: str, allow: tuple[str, ...] | list[str]) -> bool:
         return False  # a LicenseRef or invalid expression is allowed only when listed verbatim
 
 
-def _more_restrictive(a: str, b: str) -> str:
-    pick = getattr(licences, "more_restrictive", None)
-    return str(pick(a, b)) if pick is not None else a
-
-
 def licence_label(spdx: str) -> tuple[str, str | None]:
     """Human name and canonical deed URL of a licence id (CC ids only; others: the id, None)."""
     if spdx in _PUBLIC_DOMAIN:
@@ -136,7 +131,7 @@ def resolve(evidence: list[Evidence], allow: tuple[str, ...] | list[str],
                 detail=f"evidence names different licences ({', '.join(distinct)}) and "
                 f"{', '.join(refused)} is not allowed by [{policy}]: {_listing(naming)}",
                 **base)
-        licence = reduce(_more_restrictive, distinct)
+        licence = reduce(licences.more_restrictive, distinct)
         disagreement = (
             f"{'; '.join(f'{e.source} [{e.scope}]: {e.licence}' for e in naming)}; "
             f"kept the more restrictive {licence}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,14 +24,15 @@ from crawler.downloadermiddlewares.consent import META_KIND, META_PAGE, META_SOU
 from crawler.downloadermiddlewares.robots import META_SIGNALS, evidence
 from crawler.exceptions import Refused
 from crawler.extensions.sizeguard import META_TOO_LARGE
-from crawler.extract import find_images, find_licence_links, find_links
+from crawler.extract import find_images, find_links
 from crawler.images import Hashes, ImageRejected, content_hashes, inspect_image
 from crawler.optout import Verdict, embedded_checks, header_checks, page_verdict
+from crawler.rights.embedded import EmbeddedRights, with_rights
+from crawler.rights.markup import PageMarkup, page_markup, scoped_evidence
+from crawler.rights.resolve import resolve
 from crawler.signals import OFF, SignalResult
 from crawler.signals.c2pa_manifest import C2paInfo, c2pa_signals
 from pipeline import reasons
-from pipeline.config import Source
-from pipeline.licences import licence_from_url
 
 logger = logging.getLogger(__name__)
 
@@ -44,40 +44,6 @@ META_DEPTH = "clearance_depth"
 META_IMAGE = "clearance_image"
 
 
-@dataclass(frozen=True)
-class PageLicence:
-    licence: str | None
-    url: str | None
-    source: str | None  # licence_source column value
-    problem: str | None = None  # reason code when no usable licence
-    detail: str | None = None
-
-
-def page_licence(links: list[str], source: Source) -> PageLicence:
-    if links:
-        mapped = [(licence_from_url(u), u) for u in links]
-        known = {spdx for spdx, _ in mapped if spdx}
-        if len(known) > 1:
-            return PageLicence(
-                None, None, None, reasons.LICENCE_CONFLICT,
-                f"page declares several licences: {', '.join(sorted(known))}",
-            )
-        if known:
-            spdx = known.pop()
-            url = next(u for s, u in mapped if s == spdx)
-            return PageLicence(spdx, url, "rel-license")
-        return PageLicence(
-            None, None, None, reasons.NO_LICENCE,
-            f"rel=license target(s) not a recognised licence: {', '.join(links)}",
-        )
-    if source.licence.default:
-        return PageLicence(source.licence.default, None, "source-default")
-    return PageLicence(
-        None, None, None, reasons.NO_LICENCE,
-        "no licence markup on the page and no licence.default for the source",
-    )
-
-
 class SourceSpider(Spider):
     name = "clearance"
 
@@ -87,6 +53,7 @@ class SourceSpider(Spider):
         self.max_pixels = context.config.settings.limits.max_pixels
         self.max_pages = context.config.settings.limits.max_pages_per_source
         self.consent_sha256 = {s.id: s.consent_sha256 for s in context.registry.sources.values()}
+        self.licence_allow = context.config.settings.licences.effective  # after presets
 
     async def start(self) -> AsyncIterator[Request]:
         for source in self.context.registry.sources.values():
@@ -114,7 +81,7 @@ class SourceSpider(Spider):
         self.context.pages[source.id] += 1
         depth = response.meta.get(META_DEPTH, 0)
         sel = response.selector
-        licence = page_licence(find_licence_links(sel, response.url), source)
+        markup = page_markup(response.body, response.text, sel, response.url)
         verdict = page_verdict(response.headers, response.body, self.context.settings)
         page_signals = verdict.rows(prefix="page.")
         refusal = verdict.refusal
@@ -138,7 +105,9 @@ class SourceSpider(Spider):
                     META_KIND: "image",
                     META_IMAGE: {
                         "caption": image.caption,
-                        "licence": licence,
+                        "markup": markup,
+                        "scoped": scoped_evidence(image, response.url),
+                        "requested": image.url,
                         "page_signals": page_signals,
                     },
                 },
@@ -168,7 +137,6 @@ class SourceSpider(Spider):
         source = self.context.registry.sources[meta[META_SOURCE]]
         info = meta[META_IMAGE]
         page_url = meta.get(META_PAGE)
-        licence: PageLicence = info["licence"]
         content_type = response.headers.get(b"Content-Type")
         mime = content_type.decode("latin-1") if content_type else None
         # Blocklist screening comes first: the bounded decode (+ PDQ) and the embedded
@@ -220,8 +188,18 @@ class SourceSpider(Spider):
             reject(result.reason or reasons.IPTC_DATA_MINING_PROHIBITED,
                    f"{label}: {evidence(result)}", reasons.STAGE_SIGNALS)
             return
-        if licence.licence is None:
-            reject(licence.problem or reasons.NO_LICENCE, licence.detail or "", "licence")
+        rights: EmbeddedRights = embedded.rights
+        markup: PageMarkup = info["markup"]
+        if rights.error or markup.errors:
+            reject(reasons.NO_LICENCE, "; ".join(filter(None, [rights.error, *markup.errors])),
+                   reasons.STAGE_LICENCE)
+            return
+        decision = resolve(
+            rights.evidence + markup.for_image(info["requested"], response.url)
+            + info["scoped"] + markup.page,
+            self.licence_allow, source.licence.default, source_url=page_url or response.url)
+        if decision.reason is not None:
+            reject(decision.reason, decision.detail or "", reasons.STAGE_LICENCE)
             return
         self.context.images[source.id] += 1
         signals = {**info["page_signals"], **(meta.get(META_SIGNALS) or {}),
@@ -248,17 +226,22 @@ class SourceSpider(Spider):
             "pdq": facts.pdq,
             "width": facts.width,
             "height": facts.height,
-            "licence": licence.licence,
-            "licence_url": licence.url,
-            "licence_source": licence.source,
-            "creator": None,
-            "attribution": None,
+            "licence": decision.licence,
+            "licence_url": decision.licence_url,
+            "licence_source": decision.licence_source,
+            "creator": decision.creator,
+            "attribution": decision.attribution,
             "caption": info["caption"],
             "signals": [signals[k] for k in sorted(signals)],
             "blocklists": self.context.blocklist_refs,
             "run_id": self.context.run_id,
             "sha1": facts.sha1,
             "pdq_quality": facts.pdq_quality,
+            "licence_evidence": decision.evidence,
+            "licence_disagreement": decision.disagreement,
+            "minor_age_disclosure": rights.minor_age,
+            "model_release_status": rights.model_release,
+            "credit": decision.credit,
         }
 
     def _inspect(self, body: bytes, mime: str | None, hashes: Hashes | None = None
@@ -266,7 +249,8 @@ class SourceSpider(Spider):
         """Off the reactor thread: decode under limits (+ PDQ), then read embedded metadata."""
         facts = inspect_image(body, self.max_pixels, pdq=True, hashes=hashes,
                               dihedral=self.context.pdq_dihedral)
-        return facts, embedded_checks(body, mime or facts.mime, self.context.settings)
+        embedded = embedded_checks(body, mime or facts.mime, self.context.settings)
+        return facts, with_rights(embedded, body, mime or facts.mime)
 
     async def _remote_c2pa(
         self, url: str, response: Response, source_id: str, mime: str | None
