@@ -74,7 +74,7 @@ def parse_list(data: bytes, kind: str, shown: str) -> np.ndarray:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError([ConfigProblem(shown, f"line {line}", "not valid UTF-8")]) from None
-    rows = _parse_fast(text, kind, width)
+    rows = _parse_fast_chunked(text, kind, width)
     if rows is None:
         rows = _parse_lines(text, kind, width, shown)
     return unique_rows(rows)
@@ -93,6 +93,22 @@ def unique_rows(rows: np.ndarray) -> np.ndarray:
 
 _COMMENT = re.compile(r"#[^\n]*")
 _NONBLANK = re.compile(r"^[ \t\r]*[^ \t\r\n]", re.M)
+
+
+def _parse_fast_chunked(text: str, kind: str, width: int, chunk: int = 4 << 20
+                        ) -> np.ndarray | None:
+    """:func:`_parse_fast` over ~4 MB slices cut at line ends (bounds the temporary strings)."""
+    parts: list[np.ndarray] = []
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + chunk)
+        end = len(text) if end < 0 else end + 1
+        rows = _parse_fast(text[start:end], kind, width)
+        if rows is None:
+            return None
+        parts.append(rows)
+        start = end
+    return np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.uint8)
 
 
 def _parse_fast(text: str, kind: str, width: int) -> np.ndarray | None:

@@ -14,6 +14,9 @@ from conftest import write_config
 from pipeline.blocklists import (
     DEFAULT_PDQ_THRESHOLD,
     Screener,
+    _parse_fast,
+    _parse_fast_chunked,
+    _parse_lines,
     _PdqIndex,
     normalise_url,
     pdq_distance,
@@ -79,6 +82,35 @@ def test_bare_list_fast_path_matches_careful_path(tmp_path: Path) -> None:
     assert fast.lists[0].entries == careful.lists[0].entries == 100
     for h in hashes:
         assert fast.match_hashes(sha256=h) and careful.match_hashes(sha256=h)
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [
+        ("sha256", f"{SHA256_A}\n{SHA256_B}"),
+        ("sha256", f"# header\r\n{SHA256_A.upper()}\r\n\r\n\t{SHA256_B}  # tail\r\n"),
+        ("pdq", f"{SHA256_A},100\n{SHA256_B}\t87 # q\n  {SHA256_A}  \n\n"),
+        ("md5", f"{MD5_A}#no space before the comment\n"),
+    ],
+)
+def test_fast_parse_agrees_with_the_careful_parse(kind: str, text: str) -> None:
+    width = {"sha256": 32, "pdq": 32, "md5": 16}[kind]
+    fast = _parse_fast(text, kind, width)
+    assert fast is not None
+    assert fast.tobytes() == _parse_lines(text, kind, width, "x").tobytes()
+    tripled = (text if text.endswith("\n") else text + "\n") * 3
+    for chunk in (1, 7, 64, 1 << 20):  # slices cut at line ends give the same rows
+        sliced = _parse_fast_chunked(tripled, kind, width, chunk=chunk)
+        assert sliced is not None and sliced.tobytes() == fast.tobytes() * 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [f"{SHA256_A} 100\n", f"{SHA256_A}\u00a0\n", f"{SHA256_A}\r{SHA256_B}\n", f"{SHA256_A}0\n",
+     f"{SHA256_A},,1\n"],
+)
+def test_fast_parse_gives_unusual_lines_to_the_careful_parse(text: str) -> None:
+    assert _parse_fast(text, "sha256", 32) is None
 
 
 @pytest.mark.parametrize(
