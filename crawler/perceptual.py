@@ -40,3 +40,14 @@ def pdq_dihedral(image: Image.Image) -> list[str]:
     """
     variants, _quality = pdqhash.compute_dihedral(_rgb_array(image))
     return [_hex(bits) for bits in variants]
+
+
+def pdq_hash_and_dihedral(image: Image.Image) -> tuple[str, int, list[str]]:
+    """``(hex, quality, variants)`` in one reference pass; ``variants[0]`` is ``hex``.
+
+    For ``screening.pdq_dihedral``: the same cost as :func:`pdq_hash` alone, where calling
+    :func:`pdq_hash` and :func:`pdq_dihedral` would hash the image twice.
+    """
+    variants, quality = pdqhash.compute_dihedral(_rgb_array(image))
+    hexes = [_hex(bits) for bits in variants]
+    return hexes[0], int(quality), hexes

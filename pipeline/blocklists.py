@@ -483,8 +483,15 @@ class Screener:
         return best
 
     def match_pdq_all(self, pdqs: Sequence[str | None]) -> list[Hit | None]:
-        """One result per hash (None entries give None), for re-screening stored rows."""
-        return [self._match_pdq(p) if p else None for p in pdqs]
+        """One result per hash (None entries give None), for re-screening stored rows.
+
+        Each distinct hash is matched once (near-duplicates are common in image datasets).
+        """
+        found: dict[str, Hit | None] = {}
+        for pdq in pdqs:
+            if pdq and pdq.lower() not in found:
+                found[pdq.lower()] = self._match_pdq(pdq)
+        return [found[p.lower()] if p else None for p in pdqs]
 
     def match_url(self, url: str) -> Hit | None:
         """URL lists: the normalised URL's hash, also tried with http/https swapped."""

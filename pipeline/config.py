@@ -114,7 +114,8 @@ class Blocklist(_Strict):
 class Screening(_Strict):
     """How images are screened against the hash lists."""
 
-    # Also match the 8 rotations/mirrors of each image's PDQ (costs ~1 more PDQ per image).
+    # Also match the 8 rotations/mirrors of each image's PDQ (one reference pass gives all 8:
+    # crawler.perceptual.pdq_hash_and_dihedral).
     pdq_dihedral: bool = False
 
 class Limits(_Strict):

@@ -160,6 +160,13 @@ def test_pdq_quality_column_and_default_threshold(tmp_path: Path) -> None:
     assert screener.needs_pdq and not screener.needs_sha1
 
 
+def test_an_empty_list_loads_and_matches_nothing(tmp_path: Path) -> None:
+    screener = _screener(tmp_path, {"e": ("pdq", "# nothing yet\n"), "s": ("sha256", "")})
+    assert [i.entries for i in screener.lists] == [0, 0]
+    assert screener.match_hashes(sha256=SHA256_A, pdq=SHA256_A) is None
+    assert screener.match_pdq_all([SHA256_A]) == [None]
+
+
 def test_refs_sorted_by_id_and_empty(tmp_path: Path) -> None:
     screener = _screener(tmp_path, {"zeta": ("md5", MD5_A), "alpha": ("sha1", SHA1_A)})
     assert [r["id"] for r in screener.refs()] == ["alpha", "zeta"]
@@ -224,8 +231,8 @@ def test_nearest_pdq_over_lists_wins(tmp_path: Path) -> None:
     screener = _screener(tmp_path, {"a": ("pdq", far), "b": ("pdq", near)})
     hit = screener.match_hashes(sha256=SHA256_A, pdq=base)
     assert hit is not None and (hit.list_id, hit.distance, hit.matched) == ("b", 1, near)
-    results = screener.match_pdq_all([base, None, "f" * 64])
-    assert results[0] == hit and results[1] is None and results[2] is None
+    results = screener.match_pdq_all([base, None, "f" * 64, base.upper()])
+    assert results == [hit, None, None, hit]
 
 
 @pytest.mark.parametrize("threshold", [31, 10, 47])

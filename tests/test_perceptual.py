@@ -16,7 +16,7 @@ import pytest
 from conftest import write_config
 from PIL import Image, ImageDraw
 
-from crawler.perceptual import pdq_dihedral, pdq_hash
+from crawler.perceptual import pdq_dihedral, pdq_hash, pdq_hash_and_dihedral
 from pipeline.blocklists import DEFAULT_PDQ_THRESHOLD, Screener, pdq_distance
 from pipeline.config import load_config
 
@@ -93,6 +93,7 @@ def test_dihedral_variants() -> None:
     variants = pdq_dihedral(image)
     assert len(variants) == 8 and len(set(variants)) == 8
     assert variants[0] == pdq_hash(image)[0]
+    assert pdq_hash_and_dihedral(image) == (*pdq_hash(image), variants)
     # The reference derives the variants from the DCT, not the pixels, and its box filter is
     # not symmetric: only the transpose comes out exact; the rest land 10-28 bits away.
     nearest = []
