@@ -221,7 +221,7 @@ class _PdqIndex:
     Lists under ``BRUTE_MAX`` entries or thresholds over 63 (too many probes) use brute force.
     """
 
-    BRUTE_MAX = 20_000
+    BRUTE_MAX = 4096  # measured crossover ~1-2k entries (bench/screen.py); tables cost 8 MB
     CHUNKS = 16
 
     def __init__(self, rows: np.ndarray, threshold: int, brute: bool | None = None):
