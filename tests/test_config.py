@@ -5,6 +5,7 @@ through the CLI (`validate` and every other command refuse a malformed config be
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -341,6 +342,26 @@ def test_cli_validate_refuses_a_malformed_list_line(configs: Path, tmp_path: Pat
         "blocklists/partner.txt: line 4: expected 64 hex characters for kind 'sha256', got 62",
         "blocklists/partner.txt: line 5: expected one hash per line, got 2 columns",
     ]
+
+
+def test_cli_validate_json_lists_blocklists_and_warnings(configs: Path, tmp_path: Path) -> None:
+    (configs / "blocklists").mkdir()
+    path = configs / "blocklists" / "pdq.txt"
+    text = "# ThreatExchange export\n" + hashlib.sha256(b"p").hexdigest() + ",100\n"
+    path.write_text(text)
+    path.chmod(0o604)
+    edit_settings(configs, lambda d: d.update(
+        blocklists=[{"id": "partner-pdq", "kind": "pdq", "path": "blocklists/pdq.txt"}]
+    ))
+    proc = cli("--config", str(configs), "--data", str(tmp_path / "data"), "validate", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["blocklists"] == [{
+        "id": "partner-pdq", "kind": "pdq", "path": "blocklists/pdq.txt", "entries": 1,
+        "threshold": 31, "version": hashlib.sha256(text.encode()).hexdigest(),
+    }]
+    assert out["warnings"] == [
+        "blocklists/pdq.txt: readable by group/others (mode 0604); chmod 600 it"]
 
 
 def test_cli_validate_warns_on_a_group_readable_list(configs: Path, tmp_path: Path) -> None:
