@@ -21,6 +21,7 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
@@ -410,19 +411,20 @@ class Screener:
         warnings: list[str] = []
         for spec in config.settings.blocklists:
             path = config.resolve(spec.path)
+            shown = _shown_path(spec.path, config.root)
             try:
                 with open(path, "rb") as handle:
                     mode = os.fstat(handle.fileno()).st_mode
                     data = handle.read()
             except OSError as exc:
-                problems.append(ConfigProblem(spec.path, "(file)",
+                problems.append(ConfigProblem(shown, "(file)",
                                               f"cannot read: {exc.strerror or exc}"))
                 continue
-            warning = permission_warning(spec.path, mode)
+            warning = permission_warning(shown, mode)
             if warning:
                 warnings.append(warning)
             try:
-                rows = parse_list(data, spec.kind, spec.path)
+                rows = parse_list(data, spec.kind, shown)
             except ConfigError as exc:
                 problems.extend(exc.problems)
                 continue
@@ -430,7 +432,7 @@ class Screener:
             if spec.kind == "pdq":
                 threshold = DEFAULT_PDQ_THRESHOLD if spec.threshold is None else spec.threshold
             info = ListInfo(id=spec.id, kind=spec.kind, version=hashlib.sha256(data).hexdigest(),
-                            path=spec.path, entries=len(rows), threshold=threshold)
+                            path=shown, entries=len(rows), threshold=threshold)
             if spec.kind == "pdq":
                 assert threshold is not None
                 loaded.append(_Loaded(info, None, _PdqIndex(rows, threshold)))
@@ -438,9 +440,7 @@ class Screener:
                 loaded.append(_Loaded(info, _ExactIndex(rows), None))
         if problems:
             raise ConfigError(problems)
-        screening = getattr(config.settings, "screening", None)
-        dihedral = bool(getattr(screening, "pdq_dihedral", False))
-        return cls(loaded, warnings, pdq_dihedral=dihedral)
+        return cls(loaded, warnings, pdq_dihedral=config.settings.screening.pdq_dihedral)
 
     def refs(self) -> list[dict[str, str]]:
         """``[{"id", "version"}]`` for the items' ``blocklists`` column, sorted by id."""
@@ -530,6 +530,20 @@ class Screener:
                 best = Hit(list_id=entry.info.id, list_version=entry.info.version, kind="pdq",
                            matched=entry.pdq.rows[index].tobytes().hex(), distance=distance)
         return best
+
+
+def _shown_path(written: str, root: Path) -> str:
+    """The list's path as written, relative to the config dir; an absolute path outside it is
+    shown by file name only (outputs never carry absolute paths)."""
+    path = Path(written)
+    if not path.is_absolute():
+        return written
+    for base in (root, root.resolve()):
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return path.name
 
 
 def permission_warning(shown: str, mode: int) -> str | None:

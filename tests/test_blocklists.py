@@ -21,6 +21,7 @@ from pipeline.blocklists import (
     normalise_url,
     pdq_distance,
     pdq_within,
+    unique_rows,
 )
 from pipeline.config import ConfigError, load_config
 
@@ -177,6 +178,28 @@ def test_refs_sorted_by_id_and_empty(tmp_path: Path) -> None:
     assert empty.match_url("https://example.org/") is None and not empty.needs_pdq
 
 
+def test_absolute_list_paths_are_not_shown_absolute(tmp_path: Path) -> None:
+    configs = tmp_path / "configs"
+    (configs / "lists").mkdir(parents=True)
+    inside, outside = configs / "lists" / "in.txt", tmp_path / "secret-dir" / "out.txt"
+    outside.parent.mkdir()
+    for path in (inside, outside):
+        path.write_text(SHA256_A + "\n")
+        path.chmod(0o644)
+    write_config(configs, [{"id": "src", "start_urls": ["https://src.example/"]}],
+                 blocklists=[{"id": "a", "kind": "sha256", "path": str(inside)},
+                             {"id": "b", "kind": "sha256", "path": str(outside)}],
+                 screening={"pdq_dihedral": True})
+    screener = Screener.load(load_config(configs))
+    assert [i.path for i in screener.lists] == ["lists/in.txt", "out.txt"]
+    assert all(str(tmp_path) not in w for w in screener.warnings())
+    assert screener.pdq_dihedral is True
+    outside.write_text("nope\n")
+    with pytest.raises(ConfigError) as info:
+        Screener.load(load_config(configs))
+    assert str(info.value) == "out.txt: line 1: not a hex hash: 'nope'"
+
+
 # --------------------------------------------------------------------------- exact matching
 
 
@@ -257,6 +280,29 @@ def test_multi_index_agrees_with_brute_force(threshold: int) -> None:
         elif distance == threshold + 1:
             # Random 256-bit neighbours are ~128 bits away: nothing else is this close.
             assert got is None
+
+
+@pytest.mark.parametrize(("threshold", "per_chunk"), [(31, 2), (47, 3), (15, 1), (63, 4)])
+def test_multi_index_finds_differences_spread_over_every_chunk(
+    threshold: int, per_chunk: int
+) -> None:
+    # The worst case for the pigeonhole: every chunk but one differs in more bits than the
+    # probe radius; the remaining chunk carries what is left of the threshold.
+    rng = np.random.default_rng(threshold)
+    rows = unique_rows(rng.integers(0, 256, (_PdqIndex.BRUTE_MAX * 2, 32), dtype=np.uint8))
+    index = _PdqIndex(rows, threshold)
+    assert not index.brute
+    target = rows[17].tobytes().hex()
+    for spared in range(16):  # which chunk gets the remainder
+        flips: list[int] = []
+        for chunk in range(16):
+            count = per_chunk if chunk != spared else threshold - 15 * per_chunk
+            flips += (chunk * 16 + rng.choice(16, size=count, replace=False)).tolist()
+        assert len(flips) == threshold
+        # bit b of the hex string counted from the left is bit 255 - b of the integer
+        query = _flip(target, [255 - b for b in flips])
+        assert pdq_distance(query, target) == threshold
+        assert index.nearest(query) == (17, threshold), spared
 
 
 def test_pdq_distance_and_within() -> None:
