@@ -115,6 +115,10 @@ def build_manifest(
             "today": today.isoformat(),
             "intended_use": config.settings.intended_use,
             "licences_allow": list(config.settings.licences.allow),
+            "licences_preset": list(config.settings.licences.preset),
+            # What was actually applied: allow plus every preset's ids, so the manifest states
+            # its policy in full even if a preset's definition changes in a later release.
+            "licences_effective": list(config.settings.licences.effective),
         },
         "counts": counts,
         "filters": [f.summary() for f in filters],

@@ -13,6 +13,7 @@ robots_token: ClearanceBot        # the product token matched (exactly) in robot
 intended_use: ai-training         # every source's consent must list this use
 licences:
   allow: [CC0-1.0, CC-BY-4.0, CC-BY-SA-4.0, PDDL-1.0]   # SPDX ids or expressions
+  # preset: commercial-ai-training  # adds named sets (README "Licences"); research adds NC
 age_verification:
   accepted_methods: [government-id, platform-kyc, records-2257]
   max_age_days: 730               # a verification older than this no longer counts

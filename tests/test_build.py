@@ -15,7 +15,7 @@ import duckdb
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from helpers_config import source_doc, write_config, write_source
+from helpers_config import settings_doc, source_doc, write_config, write_source
 from helpers_runs import FETCHED_AT, make_item, write_run
 
 from pipeline import SCHEMA_VERSION, build
@@ -494,3 +494,21 @@ def test_crash_after_parts_leaves_earlier_versions_and_no_partial_version(world)
     assert (v2.path / "data" / "part-00000.parquet").read_bytes() == (
         v1.path / "data" / "part-00000.parquet"
     ).read_bytes()
+
+
+def test_manifest_states_the_licence_policy_in_full_when_a_preset_is_used(tmp_path):
+    """A preset's ids are written out: the manifest must not under-state what was allowed."""
+    settings = settings_doc()
+    settings["licences"] = {"allow": ["CC0-1.0"], "preset": "research"}
+    config = write_config(tmp_path / "c", [source_doc("aurora")], settings)
+    a = config.sources["aurora"]
+    write_run(tmp_path / "d", "r1", [
+        make_item(a, "https://aurora.example/gallery/nc.jpg", licence="CC-BY-NC-SA-4.0"),
+    ])
+    result = build_manifest(config, tmp_path / "d", "m")
+    policy = _manifest(result.path)["policy"]
+    assert policy["licences_allow"] == ["CC0-1.0"]
+    assert policy["licences_preset"] == ["research"]
+    assert "CC-BY-NC-SA-4.0" in policy["licences_effective"]
+    assert "CC-BY-4.0" in policy["licences_effective"]
+    assert [r["url"] for r in _rows(result.path)] == ["https://aurora.example/gallery/nc.jpg"]
