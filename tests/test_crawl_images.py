@@ -115,8 +115,7 @@ def test_source_default_licence_and_duplicates_are_kept_for_the_build(site, craw
     ("/site/img/notimage.jpg", reasons.NOT_AN_IMAGE, "not a recognised image"),
     ("/site/img/truncated.jpg", reasons.NOT_AN_IMAGE, "decode"),
     ("/site/img/missing.jpg", reasons.FETCH_FAILED, "HTTP 404"),
-    # An unknown licence URL is a LicenseRef-..., not on the allow list (issue 4).
-    ("/site/img/u.jpg", reasons.LICENCE_NOT_ALLOWED, "/terms.html"),
+    ("/site/img/u.jpg", reasons.NO_LICENCE, "/terms.html"),
     ("/site/gzbomb.html", reasons.TOO_LARGE, "decompression"),
 ])
 def test_bad_bodies_are_excluded_with_a_reason(site, crawled, path, reason, words):

@@ -54,9 +54,12 @@ def test_sole_licence_not_allowed_is_refused_at_crawl_time():
     assert d.reason == reasons.LICENCE_NOT_ALLOWED and "CC-BY-NC-4.0" in d.detail
 
 
-def test_unknown_licence_url_is_a_licenseref_and_not_allowed():
+def test_unknown_licence_url_is_a_licenseref_the_policy_does_not_list():
     d = resolve([page("https://example.org/terms")], ALLOW, None)
-    assert d.reason == reasons.LICENCE_NOT_ALLOWED and "LicenseRef-" in d.detail
+    assert d.reason == reasons.NO_LICENCE and "LicenseRef-" in d.detail
+    assert "https://example.org/terms" in d.detail
+    listed = resolve([page("https://example.org/terms")], (*ALLOW, d.detail.split()[0]), None)
+    assert listed.reason is None and listed.licence == d.detail.split()[0]
 
 
 def test_source_default_only_without_licence_evidence():

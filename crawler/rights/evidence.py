@@ -8,6 +8,7 @@ this image: an ImageObject whose URL matches, ccREL inside the image's own eleme
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pipeline import licences
@@ -71,7 +72,12 @@ def name_licence(value: str | None) -> Named:
     """``pipeline.licences.normalise_licence`` (URL, SPDX id or free-text name) on a raw value."""
     if value is None or not value.strip():
         return Named(None, None, False)
-    result = licences.normalise_licence(value.strip())
+    return _named(value.strip())
+
+
+@lru_cache(maxsize=4096)
+def _named(value: str) -> Named:  # a gallery repeats one licence URL on every image
+    result = licences.normalise_licence(value)
     return Named(result.spdx, result.url, result.known)
 
 

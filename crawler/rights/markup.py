@@ -16,8 +16,10 @@ the page's images are excluded with it, since what it said about them is unknown
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -55,6 +57,7 @@ _RDFA_RIGHTS = ("http://purl.org/dc/terms/rights", "http://purl.org/dc/elements/
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 
 
+@lru_cache(maxsize=8192)
 def norm_url(url: str) -> str:
     """Comparable form of a URL: w3lib's canonical form (host lower-cased, percent-encoding and
     query order normalised, fragment dropped) without the scheme's default port."""
@@ -69,10 +72,14 @@ def norm_url(url: str) -> str:
     return canonical
 
 
-def _property(node: Selector, name: str) -> list[Selector]:
-    return node.xpath(
-        f".//*[contains(concat(' ', normalize-space(@property), ' '), ' {name} ')"
-        f" or contains(concat(' ', normalize-space(@rel), ' '), ' {name} ')]")
+def _properties(node: Selector) -> dict[str, list[Selector]]:
+    """Elements under ``node`` by each ``property``/``rel`` term they carry (one XPath pass)."""
+    out: dict[str, list[Selector]] = {}
+    for element in node.xpath(".//*[@property or @rel]"):
+        terms = (element.attrib.get("property", "") + " " + element.attrib.get("rel", "")).split()
+        for term in dict.fromkeys(terms):
+            out.setdefault(term, []).append(element)
+    return out
 
 
 def _content(node: Selector) -> str | None:
@@ -98,6 +105,7 @@ class PageMarkup:
     by_image: dict[str, list[Evidence]] = field(default_factory=dict)
     page: list[Evidence] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    ccrel: bool = True  # the page has ccREL-looking markup at all (else skip per-image XPaths)
 
     def for_image(self, *urls: str | None) -> list[Evidence]:
         out: list[Evidence] = []
@@ -213,10 +221,11 @@ def _rdfa_subject(markup: PageMarkup, subject: dict[str, Any]) -> None:
 
 
 def _ccrel(scope: Selector, base: str, where: str, links: list[str]) -> list[Evidence]:
-    names = [c for c in (_content(n) for n in _property(scope, "cc:attributionName")) if c]
-    urls = [c for c in (_link(n) for n in _property(scope, "cc:attributionURL")) if c]
-    titles = [c for c in (_content(n) for n in _property(scope, "dct:title")
-                          + _property(scope, "dc:title")) if c]
+    terms = _properties(scope)
+    names = [c for c in (_content(n) for n in terms.get("cc:attributionName", [])) if c]
+    urls = [c for c in (_link(n) for n in terms.get("cc:attributionURL", [])) if c]
+    titles = [c for c in (_content(n) for n in terms.get("dct:title", [])
+                          + terms.get("dc:title", [])) if c]
     described: dict[str, Any] = {
         "attribution_name": first(names), "attribution_url": first(urls),
         "title": first(titles) if where == IMAGE else None,
@@ -228,14 +237,23 @@ def _ccrel(scope: Selector, base: str, where: str, links: list[str]) -> list[Evi
     return pieces
 
 
-def scoped_evidence(image: FoundImage, base: str) -> list[Evidence]:
+def scoped_evidence(image: FoundImage, base: str, markup: PageMarkup | None = None
+                    ) -> list[Evidence]:
     """ccREL inside the image's own element."""
-    if image.scope is None:
+    if image.scope is None or (markup is not None and not markup.ccrel):
         return []
     return _ccrel(image.scope, base, IMAGE, find_scoped_licence_links(image.scope, base))
 
 
 # --------------------------------------------------------------------------- the page
+
+
+# RDFa is parsed (pyRdfa, ~6 ms on a 20-image gallery) only where ccREL-by-parsel cannot answer:
+# a licence given as a property (``property="license"``, ``schema:license``) or explicit RDFa
+# subjects/vocabularies. ``rel="license"``, ``cc:attributionName``/``URL`` and ``dct:title``
+# (what Creative Commons' licence chooser emits) are read by :func:`_ccrel` directly.
+_RDFA_NEEDED = re.compile(
+    rb"""\s(?:about|typeof|vocab|prefix)\s*=|\sproperty\s*=\s*["'][^"']*licen[cs]e""")
 
 
 def _wanted(lowered: bytes) -> list[tuple[str, str]]:
@@ -244,17 +262,23 @@ def _wanted(lowered: bytes) -> list[tuple[str, str]]:
         syntaxes.append(("json-ld", JSONLD))
     if b"itemscope" in lowered:
         syntaxes.append(("microdata", MICRODATA))
-    if any(marker in lowered for marker in (b"property=", b"typeof=", b"about=", b"vocab=")):
+    if _RDFA_NEEDED.search(lowered):
         syntaxes.append(("rdfa", RDFA))
     return syntaxes
 
 
 def page_markup(body: bytes, text: str, sel: Selector, page_url: str) -> PageMarkup:
-    """All rights markup of one page (extruct for schema.org, parsel for ccREL)."""
-    markup = PageMarkup(page_url)
-    for syntax, source in _wanted(body.lower()):
+    """All rights markup of one page (extruct for schema.org, parsel for ccREL).
+
+    JSON-LD and microdata are read from parsel's already-parsed tree; RDFa needs extruct's own
+    DOM parse of the text.
+    """
+    lowered = body.lower()
+    markup = PageMarkup(page_url, ccrel=b"license" in lowered or b"cc:attribution" in lowered)
+    for syntax, source in _wanted(lowered):
+        document: Any = text if syntax == "rdfa" else sel.root
         try:
-            data = extruct.extract(text, base_url=page_url, syntaxes=[syntax],
+            data = extruct.extract(document, base_url=page_url, syntaxes=[syntax],
                                    uniform=syntax != "rdfa", errors="strict")
         except Exception as exc:  # noqa: BLE001 - extruct surfaces its parsers' own errors
             markup.errors.append(f"unreadable {source} on {page_url}: "
@@ -268,7 +292,8 @@ def page_markup(body: bytes, text: str, sel: Selector, page_url: str) -> PageMar
         else:
             for node in _nodes(items):
                 _schema_node(markup, source, node)
-    markup.page.extend(_ccrel_page(sel, page_url, find_page_licence_links(sel, page_url)))
+    if markup.ccrel:
+        markup.page.extend(_ccrel_page(sel, page_url, find_page_licence_links(sel, page_url)))
     return markup
 
 

@@ -5,7 +5,8 @@ Precedence (most specific first): embedded (XMP, then IPTC IIM, then C2PA) > per
 ``licence.default``, which applies only when no evidence names a licence.
 
 * one licence named (by one or several pieces): it is the item's licence, ``licence_source`` is
-  the most specific piece naming it; not allowed by the effective policy: ``licence_not_allowed``.
+  the most specific piece naming it; not allowed by the effective policy: ``licence_not_allowed``
+  (a ``LicenseRef-`` the policy does not list: ``no_licence``, as in the build).
 * several different licences: if any is not allowed, ``licence_conflict`` with every piece
   (source, licence, raw) in ``detail``; if all are allowed, the more restrictive is kept
   (``pipeline.licences.more_restrictive``) and ``licence_disagreement`` says who said what.
@@ -118,6 +119,12 @@ def resolve(evidence: list[Evidence], allow: tuple[str, ...] | list[str],
     disagreement = None
     if len(distinct) == 1:
         licence = distinct[0]
+        if licence.startswith("LicenseRef-") and not allowed(licence, allow):
+            # As the build filter: an unrecognised licence the policy does not list is none.
+            return Decision(
+                reason=reasons.NO_LICENCE,
+                detail=f"{licence} is not a recognised licence and the licence policy "
+                f"[{policy}] does not list it; evidence: {_listing(naming)}", **base)
         if not allowed(licence, allow):
             return Decision(
                 reason=reasons.LICENCE_NOT_ALLOWED,

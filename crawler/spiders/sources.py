@@ -106,7 +106,7 @@ class SourceSpider(Spider):
                     META_IMAGE: {
                         "caption": image.caption,
                         "markup": markup,
-                        "scoped": scoped_evidence(image, response.url),
+                        "scoped": scoped_evidence(image, response.url, markup),
                         "requested": image.url,
                         "page_signals": page_signals,
                     },
