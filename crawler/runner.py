@@ -113,6 +113,7 @@ def scrapy_settings(context: CrawlContext, concurrency: int, log_level: str) -> 
         # request queue or dupefilter (JOBDIR) that could keep a blocklisted URL or its bytes.
         "HTTPCACHE_ENABLED": False,
         "JOBDIR": None,
+        "LOG_FORMATTER": "crawler.screening.QuietItems",  # no item dumps in the log
     }
 
 
@@ -254,10 +255,10 @@ def _run_scrapy(
     if settings.getbool("HTTPCACHE_ENABLED") or settings.get("JOBDIR"):
         raise RuntimeError("HTTPCACHE_ENABLED and JOBDIR must be off: blocklist hits must not "
                            "be kept anywhere")
+    restore = logging.getLogRecordFactory()
     if context.screen is not None:
-        redact = RedactImageUrls(context.screen)
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(redact)
+        # At record creation, so every handler Scrapy installs (now or later) gets it.
+        logging.setLogRecordFactory(RedactImageUrls(context.screen).factory(restore))
     t_open: list[float] = []
 
     def opened(spider: Any) -> None:
@@ -278,4 +279,7 @@ def _run_scrapy(
 
         attach_progress(crawler, context)
     process.crawl(crawler, context=context)
-    process.start()
+    try:
+        process.start()
+    finally:
+        logging.setLogRecordFactory(restore)

@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from scrapy.logformatter import LogFormatter, LogFormatterResult
 
 from crawler.exceptions import Refused
 from pipeline.blocklists import (
@@ -237,7 +240,7 @@ def _iso(value: Any) -> str | None:
 class RedactImageUrls(logging.Filter):
     """Replace image URLs (and URL-listed URLs) in log records with ``<image URL>``.
 
-    Installed on the root handlers for the crawl. Image URLs stay in items/rejections; logs are
+    Installed as the log record factory for the crawl (:meth:`factory`). Image URLs stay in items/rejections; logs are
     not the place for them, since a line may be written before the image is screened.
     """
 
@@ -245,13 +248,34 @@ class RedactImageUrls(logging.Filter):
         super().__init__()
         self.screen = screen
 
+    def factory(self, inner: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+        """A log record factory that redacts each record as it is made."""
+
+        def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = inner(*args, **kwargs)
+            self.filter(record)
+            return record
+
+        return make
+
     def _hidden(self, url: str) -> bool:
         screen = self.screen
         if url in screen.image_urls or url in screen.withheld_urls:
             return True
         return screen.screener.has_url_lists and screen.screener.match_url(url) is not None
 
+    def _learn(self, args: Any) -> None:
+        """Requests passed as log arguments (e.g. a redirect's target, logged before it
+        reaches the consent gate) tell which URLs are images."""
+        values = args.values() if isinstance(args, dict) else args if isinstance(
+            args, tuple) else ()
+        for value in values:
+            meta = getattr(value, "meta", None)
+            if isinstance(meta, dict) and meta.get("clearance_kind") == "image":
+                self.screen.image_urls.add(value.url)
+
     def filter(self, record: logging.LogRecord) -> bool:
+        self._learn(record.args)
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a malformed record is left to logging itself
@@ -276,3 +300,28 @@ class RedactImageUrls(logging.Filter):
         if record.exc_info and record.exc_text is None and changed:
             record.exc_info = None  # a traceback could repeat the URL
         return True
+
+
+def _item_ref(item: Any) -> str:
+    """An item as log lines may name it: its source only (an item may be withdrawn later as a
+    hit's neighbour, and its hashes must then appear nowhere but in the incident)."""
+    source = item.get("source_id") if isinstance(item, dict) else None
+    return f"an item of source {source}" if source else "an item"
+
+
+class QuietItems(LogFormatter):
+    """Scrapy's log lines for items without the item (its URL and hashes stay in the run)."""
+
+    def scraped(self, item: Any, response: Any, spider: Any) -> LogFormatterResult:
+        return {"level": logging.DEBUG, "msg": "Scraped %(item)s", "args": {"item": _item_ref(item)}}
+
+    def dropped(self, item: Any, exception: BaseException, response: Any,
+                spider: Any) -> LogFormatterResult:
+        result = super().dropped(item, exception, response, spider)
+        result["args"] = {"exception": exception, "item": _item_ref(item)}
+        return result
+
+    def item_error(self, item: Any, exception: BaseException, response: Any,
+                   spider: Any) -> LogFormatterResult:
+        return {"level": logging.ERROR, "msg": "Error processing %(item)s",
+                "args": {"item": _item_ref(item)}}
