@@ -76,6 +76,12 @@ def cli(ctx: click.Context, config_dir: Path, data_dir: Path, verbose: int) -> N
 
 
 def main() -> None:
-    from pipeline.cli import configs, crawling, manifests, sources  # noqa: F401 - registers
+    from pipeline.cli import (  # noqa: F401 - registers
+        configs,
+        crawling,
+        manifests,
+        screening,
+        sources,
+    )
 
     cli(prog_name="clearance")
