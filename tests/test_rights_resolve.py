@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from crawler.rights.evidence import EMBEDDED, IMAGE, PAGE, Evidence, licence_evidence
-from crawler.rights.resolve import attribution_line, licence_label, resolve
+from crawler.rights.resolve import resolve
 from pipeline import reasons
+from pipeline.attribution import credit_line, licence_label
 
 ALLOW = ("CC0-1.0", "CC-BY-4.0", "CC-BY-SA-4.0")
 CC_BY = "https://creativecommons.org/licenses/by/4.0/"
@@ -92,6 +93,8 @@ def test_licence_labels_and_deeds():
     assert licence_label("CC-BY-SA-3.0-DE") == (
         "CC BY-SA 3.0 DE", "https://creativecommons.org/licenses/by-sa/3.0/de/")
     assert licence_label("CC-PDM-1.0")[0] == "Public Domain Mark 1.0"
-    assert licence_label("MIT") == ("MIT", None)
-    assert attribution_line(title=None, author=None, licence="MIT", licence_url=None,
-                            source_url=None) == "Image is licensed under MIT."
+    assert licence_label("MIT") == ("MIT", "https://spdx.org/licenses/MIT.html")
+    assert licence_label("LicenseRef-example-abc") == ("LicenseRef-example-abc", None)
+    assert credit_line(title=None, author=None, licence="LicenseRef-example-abc",
+                       licence_url=None, source_url=None) == (
+        "Image is licensed under LicenseRef-example-abc.")

@@ -14,24 +14,19 @@ Precedence (most specific first): embedded (XMP, then IPTC IIM, then C2PA) > per
 
 The credit line follows Creative Commons' recommended title-author-source-licence form:
 ``"Title" by Creator is licensed under CC BY 4.0 (https://...). Source: URL``; a part that no
-evidence gives is left out, never invented.
+evidence gives is left out, never invented. The line is composed by
+:func:`pipeline.attribution.credit_line`, the same function the ATTRIBUTION report uses.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any
 
 from crawler.rights.evidence import DEFAULT, SOURCE_DEFAULT, Evidence
 from pipeline import licences, reasons
-
-_CC_ID = re.compile(r"^CC-(?P<code>BY(?:-NC)?(?:-SA|-ND)?)-(?P<version>\d\.\d)(?:-(?P<port>.+))?$")
-_PUBLIC_DOMAIN = {
-    "CC0-1.0": ("CC0 1.0", "https://creativecommons.org/publicdomain/zero/1.0/"),
-    "CC-PDM-1.0": ("Public Domain Mark 1.0", "https://creativecommons.org/publicdomain/mark/1.0/"),
-}
+from pipeline.attribution import credit_line
 
 
 @dataclass(frozen=True)
@@ -53,36 +48,6 @@ def allowed(licence: str, allow: tuple[str, ...] | list[str]) -> bool:
         return licences.is_allowed(licence, allow)
     except licences.LicenceError:
         return False  # a LicenseRef or invalid expression is allowed only when listed verbatim
-
-
-def licence_label(spdx: str) -> tuple[str, str | None]:
-    """Human name and canonical deed URL of a licence id (CC ids only; others: the id, None)."""
-    if spdx in _PUBLIC_DOMAIN:
-        return _PUBLIC_DOMAIN[spdx]
-    match = _CC_ID.match(spdx)
-    if not match:
-        return spdx, None
-    code, version, port = match["code"], match["version"], match["port"]
-    label = f"CC {code} {version}" + (f" {port}" if port else "")
-    url = f"https://creativecommons.org/licenses/{code.lower()}/{version}/"
-    if port:
-        url += f"{port.lower()}/"
-    return label, url
-
-
-def attribution_line(*, title: str | None, author: str | None, licence: str,
-                     licence_url: str | None, source_url: str | None) -> str:
-    """The TASL credit line; deterministic, missing parts left out."""
-    label, canonical = licence_label(licence)
-    url = licence_url or canonical
-    subject = f'"{title}"' if title else "Image"
-    if author:
-        subject += f" by {author}"
-    verb = "is marked with" if licence in _PUBLIC_DOMAIN else "is licensed under"
-    line = f"{subject} {verb} {label}" + (f" ({url})" if url else "") + "."
-    if source_url:
-        line += f" Source: {source_url}"
-    return line
 
 
 def _first(pieces: list[Evidence], attr: str) -> str | None:
@@ -144,7 +109,7 @@ def resolve(evidence: list[Evidence], allow: tuple[str, ...] | list[str],
             f"kept the more restrictive {licence}")
     chosen = next((e for e in naming if e.licence == licence), naming[0])
     author = _first(ordered, "attribution_name") or creator
-    line = attribution_line(title=_first(ordered, "title"), author=author, licence=licence,
+    line = credit_line(title=_first(ordered, "title"), author=author, licence=licence,
                             licence_url=chosen.url, source_url=source_url)
     return Decision(licence=licence, licence_url=chosen.url, licence_source=chosen.source,
                     disagreement=disagreement, attribution=line, **base)
