@@ -205,7 +205,7 @@ def rescreen(
     for item in [*found.values(), *neighbours.values()]:
         item.incident.found_in = sorted(set(item.found_in))
         write_incident(data_dir, item.incident)
-    for item in found.values():
+    for item in [*found.values(), *neighbours.values()]:  # a neighbour is as near as a hit
         source_id = item.incident.source_id
         if source_id and state.suspend(source_id, SUSPEND_REASON.format(
                 incident=item.incident.incident_id)):
