@@ -240,8 +240,9 @@ def _iso(value: Any) -> str | None:
 class RedactImageUrls(logging.Filter):
     """Replace image URLs (and URL-listed URLs) in log records with ``<image URL>``.
 
-    Installed as the log record factory for the crawl (:meth:`factory`). Image URLs stay in items/rejections; logs are
-    not the place for them, since a line may be written before the image is screened.
+    Installed as the log record factory for the crawl (:meth:`factory`). Image URLs stay in
+    items/rejections; logs are not the place for them, since a line may be written before the
+    image is screened.
     """
 
     def __init__(self, screen: CrawlScreen):
@@ -313,7 +314,8 @@ class QuietItems(LogFormatter):
     """Scrapy's log lines for items without the item (its URL and hashes stay in the run)."""
 
     def scraped(self, item: Any, response: Any, spider: Any) -> LogFormatterResult:
-        return {"level": logging.DEBUG, "msg": "Scraped %(item)s", "args": {"item": _item_ref(item)}}
+        return {"level": logging.DEBUG, "msg": "Scraped %(item)s",
+                "args": {"item": _item_ref(item)}}
 
     def dropped(self, item: Any, exception: BaseException, response: Any,
                 spider: Any) -> LogFormatterResult:
