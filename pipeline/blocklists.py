@@ -71,7 +71,7 @@ def parse_list(data: bytes, kind: str, shown: str) -> np.ndarray:
     """
     width = PDQ_BYTES if kind == "pdq" else EXACT_WIDTH[URL_KINDS.get(kind, kind)]
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # Windows tools start exports with a byte-order mark
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError([ConfigProblem(shown, f"line {line}", "not valid UTF-8")]) from None

@@ -142,6 +142,19 @@ def test_every_malformed_line_is_reported(tmp_path: Path) -> None:
     assert [p.split(":")[1].strip() for p in problems] == ["line 1", "line 3"]
 
 
+def test_a_leading_byte_order_mark_is_not_part_of_the_first_hash(tmp_path: Path) -> None:
+    configs = tmp_path / "configs"
+    (configs / "blocklists").mkdir(parents=True)
+    raw = f"\ufeff{SHA256_A}\r\n{SHA256_B}\r\n".encode()
+    (configs / "blocklists" / "p.txt").write_bytes(raw)
+    write_config(configs, [{"id": "src", "start_urls": ["https://src.example/"]}],
+                 blocklists=[{"id": "p", "kind": "sha256", "path": "blocklists/p.txt"}])
+    screener = Screener.load(load_config(configs))
+    assert screener.lists[0].entries == 2
+    assert screener.lists[0].version == hashlib.sha256(raw).hexdigest()  # of the bytes as read
+    assert screener.match_hashes(sha256=SHA256_A) is not None
+
+
 def test_not_utf8_is_an_error(tmp_path: Path) -> None:
     configs = tmp_path / "configs"
     (configs / "blocklists").mkdir(parents=True)
