@@ -18,6 +18,7 @@ def _commands(group: click.Group, prefix: str = "") -> list[str]:
     import pipeline.cli.configs  # noqa: F401
     import pipeline.cli.crawling  # noqa: F401
     import pipeline.cli.manifests  # noqa: F401
+    import pipeline.cli.screening  # noqa: F401
     import pipeline.cli.sources  # noqa: F401
 
     for name, command in sorted(group.commands.items()):
@@ -32,7 +33,8 @@ def _commands(group: click.Group, prefix: str = "") -> list[str]:
 def test_every_command_is_documented_with_help_and_an_example():
     commands = _commands(cli)
     assert {"init", "validate", "crawl", "build", "report", "demo", "schedule list",
-            "schedule run", "source list", "source resume"} <= set(commands)
+            "schedule run", "source list", "source resume", "screen",
+            "incidents list"} <= set(commands)
     for name in commands:
         assert f"clearance {name}" in README, f"README does not document `clearance {name}`"
         command = cli
