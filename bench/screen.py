@@ -9,9 +9,10 @@ Everything runs in this process on generated data (deterministic): JPEGs of 512x
    + ``Screener.match_hashes`` against both lists, and the ratio (target >= 0.8);
 3. per-image match time vs list size (10k, 100k, 1M) for PDQ (multi-index and brute force) and
    exact sha256 (sorted rows + searchsorted, and a Python set of bytes);
-4. ``--shortcuts``: the distance of each PDQ speed-up shortcut from the canonical hash.
+4. ``--shortcuts``: the distance of each PDQ speed-up shortcut from the canonical hash;
+5. ``--processes N``: decode + PDQ in N worker processes vs in this process.
 
-    .venv/bin/python -m bench.screen [--images 24] [--rounds 3] [--shortcuts]
+    .venv/bin/python -m bench.screen [--images 24] [--rounds 3] [--shortcuts] [--processes 2]
 """
 
 from __future__ import annotations
@@ -227,12 +228,34 @@ def section_shortcuts(images: list[bytes]) -> None:
               f"/{len(distances)}")
 
 
+def _hash_bytes(data: bytes) -> tuple[str, int]:
+    return pdq_hash(decode(data))
+
+
+def section_processes(images: list[bytes], workers: int, rounds: int) -> None:
+    """pdqhash holds the GIL: threads do not scale, processes do (DESIGN.md)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    one, many = [], []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(_hash_bytes, images[:workers]))  # start the workers
+        for _ in range(rounds):
+            one.append(timed(lambda: [_hash_bytes(d) for d in images]))
+            many.append(timed(lambda: list(pool.map(_hash_bytes, images, chunksize=2))))
+    a, b = statistics.median(one), statistics.median(many)
+    print(f"\n## 5. decode + pdq_hash in {workers} worker processes vs this process")
+    print(f"in process {len(images) / a:6.1f} images/s; {workers} processes "
+          f"{len(images) / b:6.1f} images/s; ratio {a / b:.2f} (machine has shared cores)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=24, help="images (half of each size)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--shortcuts", action="store_true", help="also measure PDQ shortcuts")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="also measure decode + PDQ in N worker processes")
     args = parser.parse_args()
     images = [make_jpeg(i, SIZES[i % len(SIZES)]) for i in range(args.images)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,6 +264,8 @@ def main() -> None:
     section_match_time(args.queries)
     if args.shortcuts:
         section_shortcuts(images)
+    if args.processes:
+        section_processes(images, args.processes, args.rounds)
 
 
 if __name__ == "__main__":
