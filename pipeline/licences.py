@@ -301,6 +301,17 @@ def _from_name(text: str) -> str | None:
     return named
 
 
+# A reservation of all rights is a licence statement: it permits nothing. Camera and agency
+# metadata carry it in dc:rights / UsageTerms / copyrightNotice; beside a CC licence elsewhere it
+# is a disagreement, never noise to skip over to the source's default.
+ALL_RIGHTS_RESERVED = "LicenseRef-All-Rights-Reserved"
+_RESERVED = re.compile(
+    r"(?i)\ball\s+rights\s+reserved\b|\balle\s+rechte\s+vorbehalten\b"
+    r"|\btous\s+droits\s+r[ée]serv[ée]s\b|\btodos\s+los\s+derechos\s+reservados\b"
+    r"|\btutti\s+i\s+diritti\s+riservati\b|\balle\s+rechten\s+voorbehouden\b"
+)
+
+
 def normalise_licence(value: str) -> NormalisedLicence:
     """What licence a URL, SPDX id/expression or common name states.
 
@@ -309,7 +320,9 @@ def normalise_licence(value: str) -> NormalisedLicence:
     as ``LicenseRef-CC-<CODE>-<VERSION>-<PORT>``; any other URL becomes
     ``LicenseRef-<slug>-<hash>``, with ``url`` kept. Names such as "CC BY-SA 4.0" or "Creative
     Commons Attribution 4.0 International" are recognised; text that names no licence (or no
-    version of one) gives ``spdx=None``.
+    version of one) gives ``spdx=None``. Text reserving all rights ("All rights reserved",
+    "Alle Rechte vorbehalten", ...) gives :data:`ALL_RIGHTS_RESERVED`, which no policy allows
+    unless it lists that id.
     """
     text = value.strip() if isinstance(value, str) else ""
     if not text:
@@ -320,6 +333,8 @@ def normalise_licence(value: str) -> NormalisedLicence:
     try:
         parsed = _parse(text)
     except LicenceError:
+        if _RESERVED.search(text):  # even beside a licence name: the text contradicts itself
+            return NormalisedLicence(ALL_RIGHTS_RESERVED, None, False)
         found = _from_name(text)
         return NormalisedLicence(found, None, found is not None and not _REF.match(found))
     return NormalisedLicence(str(parsed.render()), None, not _refs(parsed))

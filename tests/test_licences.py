@@ -412,7 +412,7 @@ def test_unknown_url_slug_is_stable_and_distinct() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "hello world", "Public Domain", "CC BY", "Creative Commons", "All rights reserved",
+    ["", "   ", "hello world", "Public Domain", "CC BY", "Creative Commons",
      "CC BY 9.9", "CC BY-ND-SA 4.0", "CC BY 4.0 DE", "CC BY 4.0 (CC BY-SA 4.0)",
      "Not a licence (CC BY 4.0)", "Attribution 4.0 International",
      "LicenseRef-has space"],
@@ -598,3 +598,16 @@ def test_config_unknown_preset_is_a_config_error(tmp_path: Path, preset: object)
         "configs/clearance.yaml: licences.preset: unknown preset 'anything-goes' "
         "(known: commercial-ai-training, research)"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["All rights reserved", "(c) 2024 Example Agency, all rights reserved",
+     "Alle Rechte vorbehalten", "Tous droits réservés", "© Jane. All Rights Reserved. CC BY 4.0"],
+)
+def test_text_reserving_all_rights_is_the_all_rights_reserved_ref(text: str) -> None:
+    from pipeline.licences import ALL_RIGHTS_RESERVED
+
+    found = normalise_licence(text)
+    assert (found.spdx, found.known) == (ALL_RIGHTS_RESERVED, False)
+    assert not is_allowed(found.spdx, ["CC-BY-4.0", "CC0-1.0"])

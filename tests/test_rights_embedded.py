@@ -117,10 +117,13 @@ def test_iim_byline_credit_title_and_a_licence_in_the_copyright_notice():
     assert (piece.creator, piece.credit, piece.title) == ("Zoë Ng", "Ng Photo", "Harbour at dawn")
 
 
-def test_iim_copyright_without_a_licence_is_rights_text():
+def test_iim_copyright_notice_names_no_licence_but_reserving_all_rights_does():
+    body = iim_jpeg([(2, 116, b"(c) 2024 Example Agency")])
+    (piece,) = iim_evidence(read_iim(body))
+    assert piece.licence is None and (piece.raw or "").endswith("(c) 2024 Example Agency")
     body = iim_jpeg([(2, 116, b"(c) 2024 Example Agency, all rights reserved")])
     (piece,) = iim_evidence(read_iim(body))
-    assert piece.licence is None and "all rights reserved" in piece.raw
+    assert piece.licence == "LicenseRef-All-Rights-Reserved" and "all rights reserved" in piece.raw
 
 
 def test_unreadable_xmp_is_an_error_not_an_empty_answer():

@@ -98,3 +98,22 @@ def test_licence_labels_and_deeds():
     assert credit_line(title=None, author=None, licence="LicenseRef-example-abc",
                        licence_url=None, source_url=None) == (
         "Image is licensed under LicenseRef-example-abc.")
+
+
+def test_all_rights_reserved_text_is_a_licence_statement_not_noise():
+    """Agency/camera rights text reserving all rights beats the source default and conflicts
+    with a CC licence elsewhere (the Getty case): never skipped over."""
+    reserved = licence_evidence("xmp", EMBEDDED, "dc:rights",
+                                "(c) 2020 Jane Doe. All rights reserved.")
+    assert reserved.licence == "LicenseRef-All-Rights-Reserved"
+    alone = resolve([reserved], ALLOW, "CC-BY-4.0")
+    assert alone.reason == reasons.LICENCE_NOT_ALLOWED
+    assert "reserves all rights" in (alone.detail or "")
+    page_cc = licence_evidence("rel-license", PAGE, "rel=license",
+                               "https://creativecommons.org/licenses/by/4.0/")
+    both = resolve([reserved, page_cc], ALLOW, None)
+    assert both.reason == reasons.LICENCE_CONFLICT
+    assert "All rights reserved" in (both.detail or "") and "CC-BY-4.0" in (both.detail or "")
+    copyright_only = licence_evidence("xmp", EMBEDDED, "dc:rights", "Copyright 2020 Jane Doe")
+    assert copyright_only.licence is None  # a notice alone names no licence: default applies
+    assert resolve([copyright_only], ALLOW, "CC-BY-4.0").licence == "CC-BY-4.0"

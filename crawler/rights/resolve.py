@@ -84,6 +84,11 @@ def resolve(evidence: list[Evidence], allow: tuple[str, ...] | list[str],
     disagreement = None
     if len(distinct) == 1:
         licence = distinct[0]
+        if licence == licences.ALL_RIGHTS_RESERVED and not allowed(licence, allow):
+            return Decision(
+                reason=reasons.LICENCE_NOT_ALLOWED,
+                detail=f"the rights holder reserves all rights; evidence: {_listing(naming)}",
+                **base)
         if licence.startswith("LicenseRef-") and not allowed(licence, allow):
             # As the build filter: an unrecognised licence the policy does not list is none.
             return Decision(
@@ -110,6 +115,6 @@ def resolve(evidence: list[Evidence], allow: tuple[str, ...] | list[str],
     chosen = next((e for e in naming if e.licence == licence), naming[0])
     author = _first(ordered, "attribution_name") or creator
     line = credit_line(title=_first(ordered, "title"), author=author, licence=licence,
-                            licence_url=chosen.url, source_url=source_url)
+                       licence_url=chosen.url, source_url=source_url)
     return Decision(licence=licence, licence_url=chosen.url, licence_source=chosen.source,
                     disagreement=disagreement, attribution=line, **base)
