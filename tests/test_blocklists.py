@@ -383,3 +383,36 @@ def test_group_or_other_readable_list_warns(tmp_path: Path) -> None:
         "blocklists/q.txt: writable by group/others (mode 0620); chmod 600 it",
     ]
     assert len(screener.lists) == 2  # a warning, not an error
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def test_bench_screen_lists_load_and_its_screening_path_matches(tmp_path: Path) -> None:
+    """bench/screen.py measures real screening: its lists load and its hot path finds hits."""
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    from bench import screen as bench_screen
+    from crawler.perceptual import pdq_hash
+
+    images = [bench_screen.make_jpeg(i, (128, 96)) for i in range(3)]
+    assert images[0] == bench_screen.make_jpeg(0, (128, 96))  # deterministic
+    lists = tmp_path / "blocklists"
+    lists.mkdir()
+    sha_rows = bench_screen.random_rows(50, 32, 1)
+    sha_rows[7] = np.frombuffer(hashlib.sha256(images[1]).digest(), dtype=np.uint8)
+    pdq_rows = bench_screen.random_rows(50, 32, 2)
+    pdq_rows[3] = np.frombuffer(
+        bytes.fromhex(pdq_hash(bench_screen.decode(images[2]))[0]), dtype=np.uint8)
+    bench_screen.write_list(lists / "sha256.txt", sha_rows, "")
+    bench_screen.write_list(lists / "pdq.txt", pdq_rows, "# header\n")
+    config = bench_screen.config_for(tmp_path, [
+        {"id": "pdq", "kind": "pdq", "path": "blocklists/pdq.txt"},
+        {"id": "sha256", "kind": "sha256", "path": "blocklists/sha256.txt"},
+    ])
+    screener = Screener.load(config)
+    assert [i.entries for i in screener.lists] == [50, 50] and screener.warnings() == []
+    assert [bench_screen.screened(d, screener) for d in images] == [False, True, True]
