@@ -205,6 +205,8 @@ def _pdq_words(rows: np.ndarray) -> np.ndarray:
 
 
 def _hex_to_words(pdq: str) -> np.ndarray:
+    if len(pdq) != 2 * PDQ_BYTES:
+        raise ValueError(f"expected a 64-hex PDQ hash, got {len(pdq)} characters")
     return np.frombuffer(bytes.fromhex(pdq), dtype=np.uint64)
 
 
@@ -299,6 +301,9 @@ def pdq_within(centre: str, candidates: Sequence[str | None], threshold: int) ->
     present = [i for i, c in enumerate(candidates) if c]
     if not present:
         return []
+    bad = next((i for i in present if len(candidates[i] or "") != 2 * PDQ_BYTES), None)
+    if bad is not None:
+        raise ValueError(f"candidate {bad} is not a 64-hex PDQ hash")
     blob = bytes.fromhex("".join(candidates[i] for i in present))  # type: ignore[misc]
     words = np.frombuffer(blob, dtype=np.uint64).reshape(-1, 4)
     dist = _distances(words, _hex_to_words(centre))

@@ -326,6 +326,12 @@ def test_pdq_distance_and_within() -> None:
     candidates = [_flip(base, list(range(31))), None, _flip(base, list(range(32))), base]
     assert pdq_within(base, candidates, 31) == [0, 3]
     assert pdq_within(base, [None, None], 31) == []
+    with pytest.raises(ValueError, match="64-hex PDQ"):
+        pdq_distance(base, base[:-2])
+    with pytest.raises(ValueError):
+        pdq_distance(base, base[:-1] + "g")
+    with pytest.raises(ValueError, match="candidate 1"):
+        pdq_within(base, [base, base[:-2], base + "00"], 31)  # would misalign the rest
 
 
 # --------------------------------------------------------------------------- URL lists
