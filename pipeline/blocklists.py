@@ -475,6 +475,8 @@ class Screener:
             if not value:
                 continue
             digest = bytes.fromhex(value)
+            if len(digest) != EXACT_WIDTH[kind]:  # a caller's bug must not read as "no match"
+                raise ValueError(f"{kind} must be {2 * EXACT_WIDTH[kind]} hex characters")
             for entry in self._loaded:
                 if entry.info.kind == kind and entry.exact is not None \
                         and entry.exact.contains(digest):

@@ -231,6 +231,11 @@ def test_exact_kinds_match_and_report_the_list(tmp_path: Path) -> None:
     assert screener.match_hashes(sha256=other, md5=hashlib.md5(b"z").hexdigest()) is None
     # A sha256 never matches an md5 list that happens to hold its prefix.
     assert screener.match_hashes(sha256=MD5_A * 2) is None
+    # A hash of the wrong length is a caller's bug, never a silent miss.
+    with pytest.raises(ValueError, match="md5 must be 32 hex"):
+        screener.match_hashes(sha256=other, md5=SHA1_A)
+    with pytest.raises(ValueError, match="sha256 must be 64 hex"):
+        Screener.empty().match_hashes(sha256=MD5_A)
 
 
 def test_exact_match_on_many_entries_sharing_prefixes(tmp_path: Path) -> None:
