@@ -19,8 +19,13 @@ age_verification:
   max_age_days: 730               # a verification older than this no longer counts
 signals: {}                       # opt-out checks, all on; e.g. {c2pa: false} turns one off
 exclude_minors: true              # metadata disclosing a model under 18 excludes the item
-# blocklists: e.g. - {id: partner-sha256, kind: sha256, path: blocklists/partner.txt}
+# Hash lists every fetched image is screened against before anything about it is kept (README
+# "Hash lists", "Incidents"); kinds: sha256 sha1 md5 pdq url-sha256 url-sha1 url-md5. Keep the
+# files mode 600. e.g.
+#   - {id: partner-sha256, kind: sha256, path: blocklists/partner.txt}
+#   - {id: partner-pdq, kind: pdq, path: blocklists/partner-pdq.txt, threshold: 31}
 blocklists: []
+screening: {pdq_dihedral: false}  # true: also match the 8 rotations/mirrors of each image
 limits: {max_bytes: 20000000, max_pixels: 50000000, max_pages_per_source: 10000}
 """
 

@@ -31,6 +31,9 @@ def test_demo_runs_end_to_end_and_never_leaves_consent(tmp_path: Path):
     assert pq.read_table(manifest / "data").num_rows == summary["kept"]
     assert "Kept" in proc.stderr and "Excluded" in proc.stderr
     assert (tmp_path / "demo" / "report.md").read_text().strip()
+    credits = (tmp_path / "demo" / "ATTRIBUTION").read_text().splitlines()
+    credited = sum("is licensed under" in line or "is marked with" in line for line in credits)
+    assert credited == summary["kept"]
 
 
 def test_demo_refuses_a_directory_it_did_not_make(tmp_path: Path):

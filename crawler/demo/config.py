@@ -280,6 +280,8 @@ def write_demo_configs(config_dir: Path, base_url: str, today: date | None = Non
         + "\n",
         encoding="utf-8",
     )
+    for written in ("demo-sha256.txt", "demo-pdq.txt"):
+        (blocklists / written).chmod(0o600)  # partner lists are restricted: show the habit
     settings = settings_dict(
         blocklists=[
             {"id": "demo-sha256", "kind": "sha256", "path": "blocklists/demo-sha256.txt"},

@@ -71,7 +71,9 @@ def run_demo(directory: Path, console: Console | None = None) -> dict[str, Any]:
     report_md = directory / "report.md"
     report_md.write_text(render_report(data, MANIFEST, "md"), encoding="utf-8")
     (directory / "report.json").write_text(render_report(data, MANIFEST, "json"), encoding="utf-8")
-    console.print(f"[bold]5. report[/] {report_md}")
+    attribution = directory / "ATTRIBUTION"
+    attribution.write_text(render_report(data, MANIFEST, "attribution"), encoding="utf-8")
+    console.print(f"[bold]5. report[/] {report_md}, {attribution.name}")
     paths = [record.path for record in access_log]
     leaked = [p for p in paths if p.startswith(NEVER_REQUESTED)]
     summary = _summary(console, run, result, data, paths, leaked)
@@ -82,6 +84,7 @@ def run_demo(directory: Path, console: Console | None = None) -> dict[str, Any]:
         ("build exclusions", result.path / "audit" / "exclusions.parquet"),
         ("manifest.json", result.path / "manifest.json"),
         ("report", report_md),
+        ("ATTRIBUTION", attribution),
         ("configs", configs),
     ):
         console.print(f"  {label:<17} {path}")
