@@ -87,7 +87,10 @@ def _credit(row: dict[str, Any]) -> str:
     url = _one_line(row.get("url"))
     given = _one_line(row.get("attribution"))
     if given:
-        return given if not url or url in given else f"{given} Source: {url}"
+        # The crawl's line names where the work was found (its page); add the image only when
+        # the line names no source at all.
+        return given if not url or url in given or " Source: " in given else (
+            f"{given} Source: {url}")
     return credit_line(
         title=_one_line(row.get("caption")), author=_one_line(row.get("creator")),
         licence=_one_line(row.get("licence")), licence_url=_one_line(row.get("licence_url")),

@@ -169,3 +169,13 @@ def test_cli_writes_the_attribution_file(tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8") == EXPECTED
     printed = clearance("report", "set@v1", "--format", "attribution")
     assert printed.returncode == 0 and printed.stdout == EXPECTED
+
+
+def test_a_crawl_credit_naming_its_page_is_not_given_a_second_source() -> None:
+    from pipeline.attribution import _credit
+
+    line = "Image is licensed under CC BY 4.0 (https://x). Source: https://h.example/page.html"
+    row = {"url": "https://h.example/img/1.jpg", "attribution": line}
+    assert _credit(row) == line
+    bare = {"url": "https://h.example/img/1.jpg", "attribution": "Image by Ana, CC BY 4.0"}
+    assert _credit(bare) == "Image by Ana, CC BY 4.0 Source: https://h.example/img/1.jpg"
