@@ -252,9 +252,16 @@ class RedactImageUrls(logging.Filter):
     def factory(self, inner: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
         """A log record factory that redacts each record as it is made."""
 
+        root = logging.getLogger()
+
         def make(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = inner(*args, **kwargs)
-            self.filter(record)
+            # Scrapy leaves loggers at DEBUG and filters in its root handler: a record no
+            # handler will emit is not worth a regex (most of a crawl's records).
+            handlers = root.handlers or [None]
+            if any(h is None or record.levelno >= h.level for h in handlers) or \
+                    logging.getLogger(record.name).handlers:
+                self.filter(record)
             return record
 
         return make

@@ -96,7 +96,9 @@ class Site:
         self.srv = srv
         base_a = pattern(1)
         self.exact = encode(base_a)  # on the sha256 list
-        self.neighbour = encode(base_a, "JPEG", quality=90)  # not listed; near `exact`
+        base_n = pattern(6)
+        self.n_hit = encode(base_n)  # on the sha256 list
+        self.neighbour = encode(base_n, "JPEG", quality=90)  # not listed; near `n_hit`
         self.md5_hit = encode(pattern(2))
         base_p = pattern(3)
         self.pdq_original = encode(base_p)  # its PDQ is listed; never served
@@ -119,6 +121,9 @@ class Site:
         srv.route("/u/listed.jpg", body=image_bytes((9, 9, 9)), content_type="image/jpeg",
                   prefix=True)
         srv.route("/u/b.jpg", body=image_bytes((1, 99, 9)), content_type="image/jpeg")
+        self.listed_broken = b"\xff\xd8\xff listed but undecodable " + bytes(range(256))
+        srv.route("/x/", body=page('<img src="/x/broken.jpg">'))
+        srv.route("/x/broken.jpg", body=self.listed_broken, content_type="image/jpeg")
         srv.route("/k/", body=page('<img src="/k/keep.png" alt="kept">'))
         srv.route("/k/keep.png", body=self.keep, content_type="image/png")
         # neighbour expansion: the near-duplicate comes first (depth 0), the hit one page deeper
@@ -127,23 +132,24 @@ class Site:
         srv.route("/n/near.jpg", body=self.neighbour, content_type="image/jpeg")
         srv.route("/n/clean.png", body=self.clean_n, content_type="image/png")
         srv.route("/n/deeper.html", body=page('<img src="/n/hit.png">'), delay=1.5)
-        srv.route("/n/hit.png", body=self.exact, content_type="image/png")
+        srv.route("/n/hit.png", body=self.n_hit, content_type="image/png")
         if self.fixture_copy is not None:
             srv.route("/f/", body=page('<img src="/f/photo.jpg">'))
             srv.route("/f/photo.jpg", body=self.fixture_copy, content_type="image/jpeg")
 
     @property
     def hit_sources(self) -> list[str]:
-        return sorted(["a", "m", "p", "u", "n"] + (["f"] if self.fixture else []))
+        return sorted(["a", "m", "p", "u", "n", "x"] + (["f"] if self.fixture else []))
 
     @property
     def hit_urls(self) -> list[str]:
         urls = ["/a/img.png", "/m/img.png", "/p/copy.jpg", "/u/listed.jpg?id=7", "/n/near.jpg",
-                "/n/hit.png"] + (["/f/photo.jpg"] if self.fixture else [])
+                "/n/hit.png", "/x/broken.jpg"] + (["/f/photo.jpg"] if self.fixture else [])
         return [self.srv.url(u) for u in urls]
 
     def hit_bodies(self) -> list[bytes]:
-        bodies = [self.exact, self.md5_hit, self.pdq_copy, self.neighbour]
+        bodies = [self.exact, self.md5_hit, self.pdq_copy, self.neighbour, self.listed_broken,
+                  self.n_hit]
         return bodies + ([self.fixture_copy] if self.fixture_copy else [])
 
 
@@ -159,10 +165,12 @@ def screened(tmp_path_factory, request):
         pdq_lines = [pdq_of(site.pdq_original)]
         if fixture:
             pdq_lines.append(pdq_of(fixture) + ",100")
+        sha256_lines = [hashlib.sha256(site.exact).hexdigest().upper(),
+                        hashlib.sha256(site.n_hit).hexdigest(),
+                        hashlib.sha256(site.listed_broken).hexdigest()]
         blocklists = [
             {"id": "test-sha256", "kind": "sha256",
-             "path": write_list(config, "sha256.txt",
-                                [hashlib.sha256(site.exact).hexdigest().upper()])},
+             "path": write_list(config, "sha256.txt", sha256_lines)},
             {"id": "test-md5", "kind": "md5",
              "path": write_list(config, "md5.txt", [hashlib.md5(site.md5_hit).hexdigest()])},
             {"id": "test-pdq", "kind": "pdq", "threshold": 31,
@@ -171,7 +179,7 @@ def screened(tmp_path_factory, request):
              "path": write_list(config, "urls.txt", [hashlib.sha256(normalise_url(
                  srv.url("/u/listed.jpg?id=7")).encode()).hexdigest()])},
         ]
-        ids = ["a", "m", "p", "u", "k", "n"] + (["f"] if fixture else [])
+        ids = ["a", "m", "p", "u", "k", "n", "x"] + (["f"] if fixture else [])
         write_settings(config, [local_source(i, srv.url(f"/{i}/")) for i in ids],
                        blocklists=blocklists)
         proc = crawl(tmp)
@@ -254,6 +262,9 @@ def test_one_incident_per_hit_with_what_a_hotline_report_needs(screened):
         photo = records[site.srv.url("/f/photo.jpg")]
         assert photo["match"]["list_id"] == "test-pdq" and photo["match"]["distance"] <= 31
         print(f"PDQ distance of the degraded fixture photo: {photo['match']['distance']}")
+    broken = records[site.srv.url("/x/broken.jpg")]  # screened on its exact hashes
+    assert broken["match"]["list_id"] == "test-sha256" and broken["hashes"]["pdq"] is None
+    assert broken["hashes"]["sha256"] == hashlib.sha256(site.listed_broken).hexdigest()
     url_hit = records[site.srv.url("/u/listed.jpg?id=7")]
     assert url_hit["incident_type"] == "url_list_match" and url_hit["hashes"]["sha256"] is None
     near = records[site.srv.url("/n/near.jpg")]
@@ -261,8 +272,7 @@ def test_one_incident_per_hit_with_what_a_hotline_report_needs(screened):
     assert near["detected_by"] == "crawl" and near["content"]["accessed_at"] < centre_time(
         records[site.srv.url("/n/hit.png")])
     assert near["incident_type"] == "blocklist_neighbour"
-    centres = {records[site.srv.url(u)]["incident_id"] for u in ("/n/hit.png", "/a/img.png")}
-    assert near["neighbour_of"] in centres  # both are the same listed image
+    assert near["neighbour_of"] == records[site.srv.url("/n/hit.png")]["incident_id"]
     assert near["match"]["distance"] <= near["match"]["threshold"] == 31
 
 
@@ -289,7 +299,9 @@ def test_no_trace_outside_incidents(screened):
     needles: list[bytes] = []
     for body in site.hit_bodies():
         needles += [body, hashlib.sha256(body).hexdigest().encode(),
-                    hashlib.md5(body).hexdigest().encode(), pdq_of(body).encode()]
+                    hashlib.md5(body).hexdigest().encode()]
+        if body is not site.listed_broken:
+            needles.append(pdq_of(body).encode())
     for url in site.hit_urls:
         path = url.split("/", 3)[3]
         needles += [url.encode(), path.encode()]
