@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from crawler.images import DecodePool, ImageFacts
 from crawler.screening import CrawlScreen, Fetched
 from pipeline.config import Config, Source
 from pipeline.reasons import STAGE_SIGNALS
@@ -81,6 +82,8 @@ class CrawlContext:
     # Blocklist screening (crawler.screening); None only in unit tests that build a context
     # by hand without lists.
     screen: CrawlScreen | None = None
+    # Large images are decoded + PDQ-hashed in a worker process (crawler.images.DecodePool).
+    decode_pool: DecodePool | None = None
 
     @property
     def run_id(self) -> str:
@@ -164,6 +167,13 @@ class CrawlContext:
     @property
     def pdq_dihedral(self) -> bool:
         return self.screen is not None and self.screen.screener.pdq_dihedral
+
+    async def decode(self, body: bytes, max_pixels: int, hashes: Any) -> ImageFacts | None:
+        """Decode + PDQ in the decode pool; None without a pool (the caller decodes)."""
+        if self.decode_pool is None:
+            return None
+        return await self.decode_pool.inspect(body, max_pixels, dihedral=self.pdq_dihedral,
+                                              hashes=hashes)
 
     def is_suspended(self, source_id: str | None) -> bool:
         return self.screen is not None and self.screen.is_suspended(source_id)

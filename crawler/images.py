@@ -11,10 +11,15 @@ perceptual hash of the image it has just decoded (no second decode).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+import multiprocessing
 import warnings
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -68,6 +73,9 @@ class ImageRejected(Exception):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses the decode pool's process boundary
+        return (ImageRejected, (self.reason, self.detail))
 
 
 def inspect_image(
@@ -152,3 +160,45 @@ def _pdq_variants(img: Image.Image) -> tuple[str, ...]:
         raise ImageRejected(
             reasons.NOT_AN_IMAGE, f"cannot compute its PDQ hash: {type(exc).__name__}: {exc}"
         ) from None
+
+
+def _inspect_with_pdq(body: bytes, max_pixels: int, dihedral: bool,
+                      hashes: Hashes | None) -> ImageFacts:
+    return inspect_image(body, max_pixels, pdq=True, dihedral=dihedral, hashes=hashes)
+
+
+class DecodePool:
+    """Bounded decode + PDQ of large images in a worker process.
+
+    ``pdqhash`` holds the GIL (26.8 ms for a 1024x768 image), so a thread would stall the
+    reactor; a process uses the second core instead. The worker is started on first use
+    (forkserver: never a fork of the running reactor). A worker that dies (a decoder crash on a
+    hostile body) rejects that image and is replaced.
+    """
+
+    def __init__(self, workers: int = 1):
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            context = multiprocessing.get_context("forkserver")
+            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        return self._executor
+
+    async def inspect(self, body: bytes, max_pixels: int, *, dihedral: bool = False,
+                      hashes: Hashes | None = None) -> ImageFacts:
+        """:func:`inspect_image` with PDQ, in the worker; raises :class:`ImageRejected`."""
+        future = self._pool().submit(_inspect_with_pdq, body, max_pixels, dihedral, hashes)
+        try:
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool:
+            self.close()
+            raise ImageRejected(
+                reasons.NOT_AN_IMAGE, "the image decoder process died on this body"
+            ) from None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None

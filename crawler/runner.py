@@ -22,6 +22,7 @@ from scrapy import signals as scrapy_signals
 from scrapy.crawler import CrawlerProcess
 
 from crawler.context import CrawlContext, Registry, attach
+from crawler.images import DecodePool
 from crawler.screening import CrawlScreen, RedactImageUrls
 from crawler.spiders.sources import SourceSpider
 from pipeline import reasons
@@ -158,6 +159,7 @@ def run_crawl(
         writer=writer,
         signals_off=config.settings.signals.off(),
         screen=CrawlScreen(screener, config, Path(data_dir), writer.run_id),
+        decode_pool=DecodePool(),
     )
     for source, verdict in crawl_plan.skipped:
         for url in source.start_urls:
@@ -176,6 +178,9 @@ def run_crawl(
     except BaseException:
         writer.discard()
         raise
+    finally:
+        assert context.decode_pool is not None
+        context.decode_pool.close()
     context.withdraw_neighbours()
     for url in sorted(context.late_opt_outs()):
         for row in writer.remove_items({url}):

@@ -258,9 +258,8 @@ class RedactImageUrls(logging.Filter):
             record = inner(*args, **kwargs)
             # Scrapy leaves loggers at DEBUG and filters in its root handler: a record no
             # handler will emit is not worth a regex (most of a crawl's records).
-            handlers = root.handlers or [None]
-            if any(h is None or record.levelno >= h.level for h in handlers) or \
-                    logging.getLogger(record.name).handlers:
+            if not root.handlers or any(record.levelno >= h.level for h in root.handlers) \
+                    or logging.getLogger(record.name).handlers:
                 self.filter(record)
             return record
 

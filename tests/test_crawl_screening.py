@@ -107,6 +107,9 @@ class Site:
             if fixture else None
         self.fixture = fixture
         self.keep = encode(pattern(4))
+        noise = np.random.default_rng(7).integers(0, 256, (600, 800, 3), dtype=np.uint8)
+        self.big = encode(Image.fromarray(noise, "RGB"))  # > 256 KiB: the decode pool's path
+        assert len(self.big) > 256 * 1024
         self.clean_n = encode(pattern(5))
         self.undecodable = b"\xff\xd8\xff not really a jpeg " + bytes(range(256)) * 4
         srv.route("/robots.txt", body="User-agent: *\nAllow: /\n", content_type="text/plain")
@@ -124,7 +127,8 @@ class Site:
         self.listed_broken = b"\xff\xd8\xff listed but undecodable " + bytes(range(256))
         srv.route("/x/", body=page('<img src="/x/broken.jpg">'))
         srv.route("/x/broken.jpg", body=self.listed_broken, content_type="image/jpeg")
-        srv.route("/k/", body=page('<img src="/k/keep.png" alt="kept">'))
+        srv.route("/k/", body=page('<img src="/k/keep.png" alt="kept"><img src="/k/big.png">'))
+        srv.route("/k/big.png", body=self.big, content_type="image/png")
         srv.route("/k/keep.png", body=self.keep, content_type="image/png")
         # neighbour expansion: the near-duplicate comes first (depth 0), the hit one page deeper
         srv.route("/n/", body=page('<img src="/n/near.jpg"><img src="/n/clean.png">'
@@ -216,6 +220,7 @@ def test_hits_are_withheld_and_the_clean_images_kept(screened):
     kept = {i["url"] for i in items}
     # /u/b.jpg is kept only when it was fetched before its source's URL-list hit
     assert kept - {site.srv.url("/u/b.jpg")} == {site.srv.url("/k/keep.png"),
+                                                 site.srv.url("/k/big.png"),
                                                  site.srv.url("/n/clean.png")}
     assert not kept & set(site.hit_urls)
     assert not {r["url"] for r in rejections} & set(site.hit_urls)
@@ -229,6 +234,9 @@ def test_kept_rows_carry_pdq_sha1_and_the_lists_screened_against(screened):
     item = next(i for i in items if i["url"] == site.srv.url("/k/keep.png"))
     assert item["pdq"] == pdq_of(site.keep) and 0 <= item["pdq_quality"] <= 100
     assert item["sha1"] == hashlib.sha1(site.keep).hexdigest()
+    big = next(i for i in items if i["url"] == site.srv.url("/k/big.png"))  # decode pool
+    assert big["pdq"] == pdq_of(site.big) and big["sha1"] == hashlib.sha1(site.big).hexdigest()
+    assert (big["width"], big["height"]) == (800, 600)
     lists = sorted(b["id"] for b in item["blocklists"])
     assert lists == ["test-md5", "test-pdq", "test-sha256", "test-urls"]
     version = next(b["version"] for b in item["blocklists"] if b["id"] == "test-sha256")

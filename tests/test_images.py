@@ -198,3 +198,28 @@ def test_content_hashes_work_on_any_body() -> None:
     assert hashes.sha256 == hashlib.sha256(b"not an image").hexdigest()
     assert hashes.md5 == hashlib.md5(b"not an image").hexdigest()
     assert hashes.sha1 == hashlib.sha1(b"not an image").hexdigest()
+
+
+def test_decode_pool_gives_the_same_facts_and_reasons_as_inline() -> None:
+    import asyncio
+
+    from crawler.images import DecodePool
+
+    body = encode((640, 480), "PNG", "RGB")
+    pool = DecodePool()
+
+    async def run() -> tuple[ImageFacts, ImageRejected]:
+        facts = await pool.inspect(body, MAX_PIXELS)
+        try:
+            await pool.inspect(body, 1000)
+        except ImageRejected as exc:
+            return facts, exc
+        raise AssertionError("max_pixels was not applied in the worker")
+
+    try:
+        facts, rejected_there = asyncio.run(run())
+    finally:
+        pool.close()
+    assert facts == inspect_image(body, MAX_PIXELS, pdq=True)
+    assert (rejected_there.reason, rejected_there.detail) == (
+        rejected(body, 1000).reason, rejected(body, 1000).detail)

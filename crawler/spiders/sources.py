@@ -25,7 +25,7 @@ from crawler.downloadermiddlewares.robots import META_SIGNALS, evidence
 from crawler.exceptions import Refused
 from crawler.extensions.sizeguard import META_TOO_LARGE
 from crawler.extract import find_images, find_links
-from crawler.images import Hashes, ImageRejected, content_hashes, inspect_image
+from crawler.images import Hashes, ImageFacts, ImageRejected, content_hashes, inspect_image
 from crawler.optout import Verdict, embedded_checks, header_checks, page_verdict
 from crawler.rights.embedded import EmbeddedRights, with_rights
 from crawler.rights.markup import PageMarkup, page_markup, scoped_evidence
@@ -148,8 +148,11 @@ class SourceSpider(Spider):
             if len(response.body) <= INLINE_DECODE_BYTES:
                 facts, embedded = self._inspect(response.body, mime, hashes)
             else:
+                # decode + PDQ in the decode pool's process (pdqhash holds the GIL), then the
+                # metadata read in a thread
+                decoded = await self.context.decode(response.body, self.max_pixels, hashes)
                 facts, embedded = await maybe_deferred_to_future(
-                    deferToThread(self._inspect, response.body, mime, hashes)
+                    deferToThread(self._inspect, response.body, mime, hashes, decoded)
                 )
         except ImageRejected as exc:
             facts = embedded = None
@@ -244,11 +247,12 @@ class SourceSpider(Spider):
             "credit": decision.credit,
         }
 
-    def _inspect(self, body: bytes, mime: str | None, hashes: Hashes | None = None
-                 ) -> tuple[Any, Any]:
-        """Off the reactor thread: decode under limits (+ PDQ), then read embedded metadata."""
-        facts = inspect_image(body, self.max_pixels, pdq=True, hashes=hashes,
-                              dihedral=self.context.pdq_dihedral)
+    def _inspect(self, body: bytes, mime: str | None, hashes: Hashes | None = None,
+                 decoded: ImageFacts | None = None) -> tuple[Any, Any]:
+        """Off the reactor thread: decode under limits (+ PDQ) unless ``decoded`` already
+        was, then read embedded metadata."""
+        facts = decoded or inspect_image(body, self.max_pixels, pdq=True, hashes=hashes,
+                                         dihedral=self.context.pdq_dihedral)
         embedded = embedded_checks(body, mime or facts.mime, self.context.settings)
         return facts, with_rights(embedded, body, mime or facts.mime)
 
