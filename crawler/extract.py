@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urldefrag, urljoin
 
-from parsel import Selector
+from parsel import Selector, SelectorList
 
 _DESCRIPTOR = re.compile(r"^(\d+(?:\.\d+)?)([wx])$")
 _CANDIDATE_URL = re.compile(r"[\s,]*([^\s,]\S*)")
@@ -24,9 +24,9 @@ _CANDIDATE_URL = re.compile(r"[\s,]*([^\s,]\S*)")
 # The element a page marks as one image's own (ccREL/RDFa subject, microdata item, figure).
 _SCOPE = ("*[not(self::html or self::body)]"
           "[@about or @typeof or @itemscope or self::figure]")
-_LICENCE_LINK = ("(self::a or self::link or self::area)"
-                 " and contains(concat(' ', translate(normalize-space(@rel),"
-                 " 'LICENSE', 'license'), ' '), ' license ')")
+_REL = "concat(' ', translate(normalize-space(@rel), 'LICENSE', 'license'), ' ')"
+_LICENCE_LINK = (f"(self::a or self::link or self::area) and (contains({_REL}, ' license ')"
+                 f" or contains({_REL}, ' licence '))")  # the British spelling is seen too
 
 
 @dataclass(frozen=True)
@@ -123,33 +123,26 @@ def find_links(sel: Selector, base: str) -> list[str]:
     return out
 
 
+def _targets(nodes: SelectorList[Selector], base: str) -> list[str]:
+    """Absolute ``href`` targets of licence links, first occurrence order, no repeats."""
+    out: list[str] = []
+    for node in nodes:
+        url = _absolute(base, node.attrib.get("href"))
+        if url and url not in out:
+            out.append(url)
+    return out
+
+
 def find_licence_links(sel: Selector, base: str) -> list[str]:
     """Page-level ``rel="license"`` targets (a, link, area), in document order."""
-    out: list[str] = []
-    for node in sel.xpath("//a[@rel]|//link[@rel]|//area[@rel]"):
-        rels = node.attrib.get("rel", "").lower().split()
-        if "license" in rels or "licence" in rels:
-            url = _absolute(base, node.attrib.get("href"))
-            if url and url not in out:
-                out.append(url)
-    return out
+    return _targets(sel.xpath(f"//*[{_LICENCE_LINK}]"), base)
 
 
 def find_page_licence_links(sel: Selector, base: str) -> list[str]:
     """Page-wide ``rel="license"`` targets: those not inside an image's own element."""
-    out: list[str] = []
-    for node in sel.xpath(f"//*[{_LICENCE_LINK}][not(ancestor::{_SCOPE}[.//img])]"):
-        url = _absolute(base, node.attrib.get("href"))
-        if url and url not in out:
-            out.append(url)
-    return out
+    return _targets(sel.xpath(f"//*[{_LICENCE_LINK}][not(ancestor::{_SCOPE}[.//img])]"), base)
 
 
 def find_scoped_licence_links(scope: Selector, base: str) -> list[str]:
     """``rel="license"`` targets inside one image's own element, in document order."""
-    out: list[str] = []
-    for node in scope.xpath(f"descendant-or-self::*[{_LICENCE_LINK}]"):
-        url = _absolute(base, node.attrib.get("href"))
-        if url and url not in out:
-            out.append(url)
-    return out
+    return _targets(scope.xpath(f"descendant-or-self::*[{_LICENCE_LINK}]"), base)
