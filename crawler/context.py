@@ -169,8 +169,9 @@ class CrawlContext:
         return self.screen is not None and self.screen.screener.pdq_dihedral
 
     async def decode(self, body: bytes, max_pixels: int, hashes: Any) -> ImageFacts | None:
-        """Decode + PDQ in the decode pool; None without a pool (the caller decodes)."""
-        if self.decode_pool is None:
+        """Decode + PDQ in the decode pool when it has room for this body; None when the
+        caller should decode it itself."""
+        if self.decode_pool is None or not self.decode_pool.has_room(len(body)):
             return None
         return await self.decode_pool.inspect(body, max_pixels, dihedral=self.pdq_dihedral,
                                               hashes=hashes)

@@ -171,14 +171,23 @@ class DecodePool:
     """Bounded decode + PDQ of large images in a worker process.
 
     ``pdqhash`` holds the GIL (26.8 ms for a 1024x768 image), so a thread would stall the
-    reactor; a process uses the second core instead. The worker is started on first use
-    (forkserver: never a fork of the running reactor). A worker that dies (a decoder crash on a
-    hostile body) rejects that image and is replaced.
+    reactor; a process uses the second core instead. Work is shared, not handed over: a body
+    goes to the worker only while it has room (:meth:`has_room`), otherwise the crawl decodes it
+    itself, so both cores stay busy whatever the mix of sizes. The worker is started on first
+    use (forkserver: never a fork of the running reactor). A worker that dies (a decoder crash
+    on a hostile body) rejects that image and is replaced.
     """
+
+    MIN_BYTES = 32 * 1024  # below this the hand-off costs more than the decode
 
     def __init__(self, workers: int = 1):
         self.workers = workers
+        self.pending = 0
         self._executor: ProcessPoolExecutor | None = None
+
+    def has_room(self, size: int) -> bool:
+        # one queued behind each running job keeps the worker fed between hand-offs
+        return size >= self.MIN_BYTES and self.pending < 2 * self.workers
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -190,6 +199,7 @@ class DecodePool:
                       hashes: Hashes | None = None) -> ImageFacts:
         """:func:`inspect_image` with PDQ, in the worker; raises :class:`ImageRejected`."""
         future = self._pool().submit(_inspect_with_pdq, body, max_pixels, dihedral, hashes)
+        self.pending += 1
         try:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool:
@@ -197,6 +207,8 @@ class DecodePool:
             raise ImageRejected(
                 reasons.NOT_AN_IMAGE, "the image decoder process died on this body"
             ) from None
+        finally:
+            self.pending -= 1
 
     def close(self) -> None:
         if self._executor is not None:

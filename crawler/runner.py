@@ -9,6 +9,7 @@ replace them and, unlike them, record every refusal.
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from pipeline.eligibility import Eligibility, check
 from pipeline.runs import RunWriter
 
 logger = logging.getLogger(__name__)
+DECODE_WORKERS_ENV = "CLEARANCE_DECODE_WORKERS"
 
 GATES = {
     "crawler.downloadermiddlewares.consent.ConsentGateMiddleware": 50,
@@ -159,7 +161,7 @@ def run_crawl(
         writer=writer,
         signals_off=config.settings.signals.off(),
         screen=CrawlScreen(screener, config, Path(data_dir), writer.run_id),
-        decode_pool=DecodePool(),
+        decode_pool=_decode_pool(),
     )
     for source, verdict in crawl_plan.skipped:
         for url in source.start_urls:
@@ -179,8 +181,8 @@ def run_crawl(
         writer.discard()
         raise
     finally:
-        assert context.decode_pool is not None
-        context.decode_pool.close()
+        if context.decode_pool is not None:
+            context.decode_pool.close()
     context.withdraw_neighbours()
     for url in sorted(context.late_opt_outs()):
         for row in writer.remove_items({url}):
@@ -228,6 +230,17 @@ def run_crawl(
         "stats": finish.get("stats", {}),
     }
     return writer.commit(meta)
+
+
+def _decode_pool() -> DecodePool | None:
+    """Worker processes for decoding + PDQ-hashing large images (env
+    ``CLEARANCE_DECODE_WORKERS``, default 1; 0 decodes them in a thread instead)."""
+    raw = os.environ.get(DECODE_WORKERS_ENV, "1")
+    try:
+        workers = int(raw)
+    except ValueError:
+        raise ValueError(f"{DECODE_WORKERS_ENV}={raw!r}: expected a whole number") from None
+    return DecodePool(workers) if workers > 0 else None
 
 
 def conflicts(by_source: dict[str, Any], eligible: list[Source]) -> dict[str, Any]:

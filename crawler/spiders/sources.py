@@ -145,14 +145,14 @@ class SourceSpider(Spider):
         hashes = content_hashes(response.body)
         undecodable: ImageRejected | None = None
         try:
-            if len(response.body) <= INLINE_DECODE_BYTES:
-                facts, embedded = self._inspect(response.body, mime, hashes)
+            # decode + PDQ in the decode pool's process when it has room (pdqhash holds the
+            # GIL: the second core), else here, inline for small bodies, in a thread for large
+            decoded = await self.context.decode(response.body, self.max_pixels, hashes)
+            if decoded is not None or len(response.body) <= INLINE_DECODE_BYTES:
+                facts, embedded = self._inspect(response.body, mime, hashes, decoded)
             else:
-                # decode + PDQ in the decode pool's process (pdqhash holds the GIL), then the
-                # metadata read in a thread
-                decoded = await self.context.decode(response.body, self.max_pixels, hashes)
                 facts, embedded = await maybe_deferred_to_future(
-                    deferToThread(self._inspect, response.body, mime, hashes, decoded)
+                    deferToThread(self._inspect, response.body, mime, hashes)
                 )
         except ImageRejected as exc:
             facts = embedded = None
