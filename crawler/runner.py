@@ -177,6 +177,9 @@ def run_crawl(
             finish["reason"] = "nothing to crawl"
         if "reason" not in finish:
             raise RuntimeError("the crawl stopped without closing the spider; run discarded")
+        if context.screen is not None and context.screen.failure:
+            raise RuntimeError(f"blocklist hit: {context.screen.failure}; run discarded "
+                               "(the source is suspended)")
     except BaseException:
         writer.discard()
         raise

@@ -87,6 +87,7 @@ class CrawlScreen:
     hit_pdqs: list[tuple[str, int, str, Hit]] = field(default_factory=list)
     admitted: dict[str, str] = field(default_factory=dict)  # url -> pdq of admitted items
     incidents: int = 0
+    failure: str | None = None  # set when an incident could not be written
     _state: State | None = None
 
     @property
@@ -101,7 +102,9 @@ class CrawlScreen:
         return self._state
 
     def is_suspended(self, source_id: str | None) -> bool:
-        return source_id is not None and source_id in self.suspended
+        # after a failed incident write every source counts as suspended: the crawl drains
+        return self.failure is not None or (
+            source_id is not None and source_id in self.suspended)
 
     # ------------------------------------------------------------------ matching
 
@@ -220,7 +223,13 @@ class CrawlScreen:
         if source is not None:
             incident.source_name = source.name
             incident.consent_id = source.consent.id
-        write_incident(self.data_dir, incident)
+        try:
+            write_incident(self.data_dir, incident)
+        except OSError as exc:
+            # Fail closed: nothing more is fetched or kept, and the run is discarded (runner).
+            self.failure = f"an incident record could not be written: {exc.strerror or exc}"
+            logger.error("withheld by blocklist %s; %s; the crawl stops", hit.list_id,
+                         self.failure)
         self.incidents += 1
         logger.warning(WITHHELD_LOG, hit.list_id)
         if incident.source_id and incident.source_id not in self.suspended:

@@ -146,3 +146,14 @@ def test_scrapy_item_lines_leave_the_item_out():
     line = formatter.scraped(item, None, None)  # type: ignore[arg-type]
     text = line["msg"] % line["args"]
     assert "http://h" not in text and "ab" * 32 not in text and "s1" in text
+
+
+def test_an_incident_that_cannot_be_written_stops_everything(context: CrawlContext,
+                                                             tmp_path: Path):
+    screen = context.screen
+    assert screen is not None
+    (tmp_path / "data" / "incidents").write_text("not a directory")
+    assert screen.check_image(image("https://s1/hit.jpg", "s1", flip(BASE, 3)))
+    assert screen.failure and "incident record could not be written" in screen.failure
+    assert screen.suspended == {"s1"} and context.is_suspended("s2")  # drains the crawl
+    assert State.in_data_dir(tmp_path / "data").suspended_ids() == {"s1"}
