@@ -352,6 +352,9 @@ def test_suspension_survives_and_a_second_crawl_sends_nothing(screened):
     listed = cli(tmp, "source", "list", "--json")
     status = {row["id"]: row["status"] for row in json.loads(listed.stdout)}
     assert status["a"] == "suspended" and status["k"] == "active"
+    scheduled = json.loads(cli(tmp, "schedule", "list", "--json").stdout)
+    row = next(r for r in scheduled if r["source_id"] == "a")
+    assert not row["eligible"] and not row["due"] and "suspended" in row["message"]
     reason = state.suspensions("a")[-1].reason
     assert "incident" in reason and "http" not in reason
 
