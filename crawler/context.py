@@ -144,7 +144,7 @@ class CrawlContext:
                 row["source_id"]
             ):
                 return
-            self.screen.admit(row["url"], row.get("pdq"))
+            self.screen.admit(row["url"], row.get("pdq"), row.get("pdq_quality"))
         if row["url"] in self.opted_out:
             reason, detail = self.opted_out[row["url"]]
             self.reject(row["url"], reason, STAGE_SIGNALS, detail,

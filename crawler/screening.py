@@ -37,6 +37,7 @@ from pipeline.blocklists import (
 )
 from pipeline.config import Config
 from pipeline.incidents import BLOCKLIST_MATCH, NEIGHBOUR, URL_LIST_MATCH, Incident, write_incident
+from pipeline.screening import reliable
 from pipeline.state import State
 
 logger = logging.getLogger(__name__)
@@ -134,10 +135,12 @@ class CrawlScreen:
         if hit is not None:
             self.withheld_urls.add(image.url)
             incident = self._record(self._image_incident(image, BLOCKLIST_MATCH, hit, None), hit)
-            if image.pdq:
+            if reliable(image.pdq, image.pdq_quality):
+                assert image.pdq is not None
                 self.hit_pdqs.append((image.pdq, self._threshold_for(hit), incident, hit))
             return True
-        if image.pdq and self.hit_pdqs:  # a late neighbour of an earlier hit
+        if image.pdq and self.hit_pdqs and reliable(image.pdq, image.pdq_quality):
+            # a late neighbour of an earlier hit
             for centre, threshold, incident, centre_hit in self.hit_pdqs:
                 if pdq_within(centre, [image.pdq], threshold):
                     self.withheld_urls.add(image.url)
@@ -147,8 +150,8 @@ class CrawlScreen:
                     return True
         return False
 
-    def admit(self, url: str, pdq: str | None) -> None:
-        if pdq:
+    def admit(self, url: str, pdq: str | None, quality: int | None = None) -> None:
+        if pdq and reliable(pdq, quality):
             self.admitted[url] = pdq
 
     def neighbours(self) -> list[tuple[str, str, int, str, Hit]]:

@@ -46,6 +46,14 @@ from pipeline.schema import EXCLUSIONS_SCHEMA, ITEMS_SCHEMA, REJECTIONS_SCHEMA
 from pipeline.state import State
 
 SUSPEND_REASON = "blocklist hit found by clearance screen (incident {incident})"
+# Neighbour expansion uses only PDQ hashes the reference calls reliable (quality >= 50): flat,
+# featureless images all hash alike and would otherwise "neighbour" any flat hit. A hit itself
+# is matched whatever its quality; unknown quality (rows from before the column) counts.
+NEIGHBOUR_MIN_QUALITY = 50
+
+
+def reliable(pdq: str | None, quality: int | None) -> bool:
+    return bool(pdq) and (quality is None or quality >= NEIGHBOUR_MIN_QUALITY)
 
 
 @dataclass
@@ -168,7 +176,8 @@ def rescreen(
                 threshold = _threshold(screener, hit)
                 found[key] = _Found(_incident(config, row, kind, hit,
                                               threshold if hit.kind == "pdq" else None), [],
-                                    (row["pdq"], threshold) if row["pdq"] else None)
+                                    (row["pdq"], threshold)
+                                    if reliable(row["pdq"], row.get("pdq_quality")) else None)
             found[key].found_in.append(target.label)
 
     # Pass 2: neighbours of every hit's PDQ, in every target.
@@ -178,7 +187,9 @@ def rescreen(
     for target in targets:
         if not centres or target.table.num_rows == 0:
             continue
-        pdqs = target.table["pdq"].to_pylist()
+        pdqs = [p if reliable(p, q) else None for p, q in zip(
+            target.table["pdq"].to_pylist(), target.table["pdq_quality"].to_pylist(),
+            strict=True)]
         rows = None
         for centre, threshold, hit_found in centres:
             for index in pdq_within(centre, pdqs, threshold):

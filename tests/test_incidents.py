@@ -157,3 +157,17 @@ def test_an_incident_that_cannot_be_written_stops_everything(context: CrawlConte
     assert screen.failure and "incident record could not be written" in screen.failure
     assert screen.suspended == {"s1"} and context.is_suspended("s2")  # drains the crawl
     assert State.in_data_dir(tmp_path / "data").suspended_ids() == {"s1"}
+
+
+def test_flat_images_are_not_neighbours(context: CrawlContext):
+    """PDQ quality under 50 (flat images hash alike): matched as hits, never expanded."""
+    screen = context.screen
+    assert screen is not None
+    flat = Fetched(url="https://s1/flat.png", source_id="s1", page_url=None, sha256="11" * 32,
+                   md5="11" * 16, sha1="11" * 20, pdq=flip(BASE, 2), pdq_quality=0)
+    assert screen.check_image(flat) and screen.hit_pdqs == []
+    near = Fetched(url="https://s2/near.png", source_id="s2", page_url=None, sha256="22" * 32,
+                   md5="22" * 16, sha1="22" * 20, pdq=flip(BASE, 25), pdq_quality=100)
+    assert not screen.check_image(near)
+    screen.admit("https://s2/low.png", flip(BASE, 24), 10)
+    assert screen.admitted == {}
