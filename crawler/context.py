@@ -113,6 +113,11 @@ class CrawlContext:
             or self.screen.check_url(url, source_id, page_url)
         ):
             return False
+        if detail and self.screen is not None:
+            # a detail may quote another URL (a redirect hop, a remote C2PA manifest)
+            for withheld in self.screen.withheld_urls:
+                if withheld in detail:
+                    detail = detail.replace(withheld, "<withheld by blocklist>")
         key = (url, reason)
         if key in self._seen:
             return False

@@ -171,3 +171,14 @@ def test_flat_images_are_not_neighbours(context: CrawlContext):
     assert not screen.check_image(near)
     screen.admit("https://s2/low.png", flip(BASE, 24), 10)
     assert screen.admitted == {}
+
+
+def test_a_rejection_detail_never_quotes_a_withheld_url(context: CrawlContext):
+    screen = context.screen
+    assert screen is not None
+    screen.withheld_urls.add("https://s1/listed-manifest.c2pa")
+    assert context.reject("https://s1/img.jpg", "c2pa_training_not_allowed", "signals",
+                          "remote manifest https://s1/listed-manifest.c2pa not fetched",
+                          source_id="s1")
+    row = context.writer.rejections.rows[-1]
+    assert "listed-manifest" not in row["detail"] and "<withheld by blocklist>" in row["detail"]
