@@ -109,17 +109,20 @@ class CrawlScreen:
 
     # ------------------------------------------------------------------ matching
 
-    def check_url(self, url: str, source_id: str | None, page_url: str | None) -> bool:
-        """URL lists, before a request is sent (or a row naming the URL is written)."""
+    def check_url(self, url: str, source_id: str | None, page_url: str | None,
+                  redirect_chain: list[str] | None = None) -> bool:
+        """URL lists, before a request is sent (or a row naming the URL is written). The
+        redirect hops that led to a listed URL go into the incident, and nowhere else."""
         if url in self.withheld_urls:
             return True
         hit = self.screener.match_url(url)
         if hit is None:
             return False
         self.withheld_urls.add(url)
+        self.withheld_urls.update(redirect_chain or ())
         self._record(Incident(
             incident_type=URL_LIST_MATCH, source_id=source_id, detected_by="crawl",
-            page_url=page_url, url=url,
+            page_url=page_url, url=url, redirect_chain=list(redirect_chain or ()),
             **self._hit_fields(hit, None),
         ), hit)
         return True

@@ -127,6 +127,9 @@ class Site:
         self.listed_broken = b"\xff\xd8\xff listed but undecodable " + bytes(range(256))
         srv.route("/x/", body=page('<img src="/x/broken.jpg">'))
         srv.route("/x/broken.jpg", body=self.listed_broken, content_type="image/jpeg")
+        srv.route("/r/", body=page('<img src="/r/moved.jpg">'))
+        srv.redirect("/r/moved.jpg", "/r/listed.jpg")
+        srv.route("/r/listed.jpg", body=image_bytes((7, 7, 70)), content_type="image/jpeg")
         srv.route("/k/", body=page('<img src="/k/keep.png" alt="kept"><img src="/k/big.png">'))
         srv.route("/k/big.png", body=self.big, content_type="image/png")
         srv.route("/k/keep.png", body=self.keep, content_type="image/png")
@@ -143,12 +146,12 @@ class Site:
 
     @property
     def hit_sources(self) -> list[str]:
-        return sorted(["a", "m", "p", "u", "n", "x"] + (["f"] if self.fixture else []))
+        return sorted(["a", "m", "p", "u", "n", "x", "r"] + (["f"] if self.fixture else []))
 
     @property
     def hit_urls(self) -> list[str]:
         urls = ["/a/img.png", "/m/img.png", "/p/copy.jpg", "/u/listed.jpg?id=7", "/n/near.jpg",
-                "/n/hit.png", "/x/broken.jpg"] + (["/f/photo.jpg"] if self.fixture else [])
+                "/n/hit.png", "/x/broken.jpg", "/r/moved.jpg", "/r/listed.jpg"] + (["/f/photo.jpg"] if self.fixture else [])
         return [self.srv.url(u) for u in urls]
 
     def hit_bodies(self) -> list[bytes]:
@@ -181,9 +184,10 @@ def screened(tmp_path_factory, request):
              "path": write_list(config, "pdq.txt", pdq_lines)},
             {"id": "test-urls", "kind": "url-sha256",
              "path": write_list(config, "urls.txt", [hashlib.sha256(normalise_url(
-                 srv.url("/u/listed.jpg?id=7")).encode()).hexdigest()])},
+                 srv.url(u)).encode()).hexdigest() for u in ("/u/listed.jpg?id=7",
+                                                             "/r/listed.jpg")])},
         ]
-        ids = ["a", "m", "p", "u", "k", "n", "x"] + (["f"] if fixture else [])
+        ids = ["a", "m", "p", "u", "k", "n", "x", "r"] + (["f"] if fixture else [])
         write_settings(config, [local_source(i, srv.url(f"/{i}/")) for i in ids],
                        blocklists=blocklists)
         proc = crawl(tmp)
@@ -297,6 +301,12 @@ def test_the_undecodable_body_is_screened_then_rejected_normally(screened):
 def test_url_listed_image_is_never_requested(screened):
     paths = [r.path for r in screened["first_requests"]]
     assert "/u/" in paths and not any(p.startswith("/u/listed.jpg") for p in paths)
+    # a redirect to a listed URL: the hop is followed no further
+    assert "/r/moved.jpg" in paths and "/r/listed.jpg" not in paths
+    site: Site = screened["site"]
+    record = next(r for r in incidents(screened)
+                  if r["content"]["url"] == site.srv.url("/r/listed.jpg"))
+    assert record["content"]["redirect_chain"] == [site.srv.url("/r/moved.jpg")]
 
 
 def test_no_trace_outside_incidents(screened):

@@ -54,7 +54,7 @@ class ConsentGateMiddleware:
             if screen.is_suspended(prev_source):
                 self._drop(request, "source_suspended")
             owner = prev_source or getattr(registry.source_for(url), "id", None)
-            if screen.check_url(url, owner, page_url):
+            if screen.check_url(url, owner, page_url, request.meta.get("redirect_urls")):
                 self._drop(request, "blocklist_url")
         if request.meta.get(META_POLICY):
             owners = registry.policy_sources(url)
