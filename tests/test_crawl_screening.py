@@ -151,7 +151,8 @@ class Site:
     @property
     def hit_urls(self) -> list[str]:
         urls = ["/a/img.png", "/m/img.png", "/p/copy.jpg", "/u/listed.jpg?id=7", "/n/near.jpg",
-                "/n/hit.png", "/x/broken.jpg", "/r/moved.jpg", "/r/listed.jpg"] + (["/f/photo.jpg"] if self.fixture else [])
+                "/n/hit.png", "/x/broken.jpg", "/r/moved.jpg", "/r/listed.jpg"]
+        urls += ["/f/photo.jpg"] if self.fixture else []
         return [self.srv.url(u) for u in urls]
 
     def hit_bodies(self) -> list[bytes]:
