@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from crawler.images import DecodePool, ImageFacts
+from crawler.images import DecodePool, ImageFacts, ImageRejected
 from crawler.screening import CrawlScreen, Fetched
 from pipeline.config import Config, Source
 from pipeline.reasons import STAGE_SIGNALS
@@ -178,8 +178,18 @@ class CrawlContext:
         caller should decode it itself."""
         if self.decode_pool is None or not self.decode_pool.has_room(len(body)):
             return None
-        return await self.decode_pool.inspect(body, max_pixels, dihedral=self.pdq_dihedral,
-                                              hashes=hashes)
+        try:
+            return await self.decode_pool.inspect(body, max_pixels, dihedral=self.pdq_dihedral,
+                                                  hashes=hashes)
+        except ImageRejected:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the pool failing must not lose the image
+            logger.warning("decode pool unavailable (%s: %s); decoding in the crawl process",
+                           type(exc).__name__, exc)
+            pool, self.decode_pool = self.decode_pool, None
+            if pool is not None:
+                pool.close()
+            return None
 
     def is_suspended(self, source_id: str | None) -> bool:
         return self.screen is not None and self.screen.is_suspended(source_id)

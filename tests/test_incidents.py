@@ -182,3 +182,23 @@ def test_a_rejection_detail_never_quotes_a_withheld_url(context: CrawlContext):
                           source_id="s1")
     row = context.writer.rejections.rows[-1]
     assert "listed-manifest" not in row["detail"] and "<withheld by blocklist>" in row["detail"]
+
+
+def test_a_failing_decode_pool_falls_back_to_the_crawl_process(context: CrawlContext):
+    import asyncio
+
+    class Broken:
+        closed = False
+
+        def has_room(self, size: int) -> bool:
+            return True
+
+        async def inspect(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+
+        def close(self) -> None:
+            Broken.closed = True
+
+    context.decode_pool = Broken()  # type: ignore[assignment]
+    assert asyncio.run(context.decode(b"x" * 100_000, 10, None)) is None
+    assert context.decode_pool is None and Broken.closed
