@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from crawler.images import DecodePool, ImageFacts, ImageRejected
+from crawler.images import (
+    DecodePool,
+    ImageFacts,
+    ImageRejected,
+    content_hashes,
+    inspect_image,
+)
 from crawler.screening import CrawlScreen, Fetched
 from pipeline.config import Config, Source
 from pipeline.reasons import STAGE_SIGNALS
@@ -28,6 +34,7 @@ _ATTR = "clearance_context"
 # Request meta keys (also exported by crawler.downloadermiddlewares.consent).
 META_SOURCE = "clearance_source"
 META_PAGE = "clearance_page_url"
+ERROR_BODY_DECODE_BYTES = 256 * 1024  # error bodies decoded inline up to this size
 
 
 def attach(crawler: Any, context: CrawlContext) -> None:
@@ -214,6 +221,24 @@ class CrawlContext:
         if self.screen.check_image(image):
             return True
         return self.screen.is_suspended(source_id)
+
+    def withheld_error_body(self, response: Any, max_pixels: int) -> bool:
+        """Screen the body of an image request answered with an HTTP error (it is not
+        recorded as an image, but its URL would be): exact hashes always, PDQ when it is
+        small enough to decode here."""
+        if self.screen is None or not response.body:
+            return False
+        hashes = content_hashes(response.body)
+        facts = None
+        if len(response.body) <= ERROR_BODY_DECODE_BYTES:
+            try:
+                facts = inspect_image(response.body, max_pixels, pdq=True, hashes=hashes,
+                                      dihedral=self.pdq_dihedral)
+            except ImageRejected:
+                pass
+        content_type = response.headers.get(b"Content-Type")
+        mime = content_type.decode("latin-1") if content_type else None
+        return self.withheld(response, hashes, facts, mime)
 
     def withdraw_neighbours(self) -> int:
         """Neighbour expansion: admitted items near a hit leave the run before it commits."""

@@ -127,6 +127,8 @@ class Site:
         self.listed_broken = b"\xff\xd8\xff listed but undecodable " + bytes(range(256))
         srv.route("/x/", body=page('<img src="/x/broken.jpg">'))
         srv.route("/x/broken.jpg", body=self.listed_broken, content_type="image/jpeg")
+        srv.route("/e/", body=page('<img src="/e/err.png">'))  # listed bytes behind an error
+        srv.route("/e/err.png", status=404, body=self.exact, content_type="image/png")
         srv.route("/r/", body=page('<img src="/r/moved.jpg">'))
         srv.redirect("/r/moved.jpg", "/r/listed.jpg")
         srv.route("/r/listed.jpg", body=image_bytes((7, 7, 70)), content_type="image/jpeg")
@@ -146,12 +148,12 @@ class Site:
 
     @property
     def hit_sources(self) -> list[str]:
-        return sorted(["a", "m", "p", "u", "n", "x", "r"] + (["f"] if self.fixture else []))
+        return sorted(["a", "m", "p", "u", "n", "x", "r", "e"] + (["f"] if self.fixture else []))
 
     @property
     def hit_urls(self) -> list[str]:
         urls = ["/a/img.png", "/m/img.png", "/p/copy.jpg", "/u/listed.jpg?id=7", "/n/near.jpg",
-                "/n/hit.png", "/x/broken.jpg", "/r/moved.jpg", "/r/listed.jpg"]
+                "/n/hit.png", "/x/broken.jpg", "/r/moved.jpg", "/r/listed.jpg", "/e/err.png"]
         urls += ["/f/photo.jpg"] if self.fixture else []
         return [self.srv.url(u) for u in urls]
 
@@ -188,7 +190,7 @@ def screened(tmp_path_factory, request):
                  srv.url(u)).encode()).hexdigest() for u in ("/u/listed.jpg?id=7",
                                                              "/r/listed.jpg")])},
         ]
-        ids = ["a", "m", "p", "u", "k", "n", "x", "r"] + (["f"] if fixture else [])
+        ids = ["a", "m", "p", "u", "k", "n", "x", "r", "e"] + (["f"] if fixture else [])
         write_settings(config, [local_source(i, srv.url(f"/{i}/")) for i in ids],
                        blocklists=blocklists)
         proc = crawl(tmp)
@@ -275,6 +277,8 @@ def test_one_incident_per_hit_with_what_a_hotline_report_needs(screened):
         photo = records[site.srv.url("/f/photo.jpg")]
         assert photo["match"]["list_id"] == "test-pdq" and photo["match"]["distance"] <= 31
         print(f"PDQ distance of the degraded fixture photo: {photo['match']['distance']}")
+    error = records[site.srv.url("/e/err.png")]  # screened although answered with a 404
+    assert error["match"]["list_id"] == "test-sha256" and error["content"]["http_status"] == 404
     broken = records[site.srv.url("/x/broken.jpg")]  # screened on its exact hashes
     assert broken["match"]["list_id"] == "test-sha256" and broken["hashes"]["pdq"] is None
     assert broken["hashes"]["sha256"] == hashlib.sha256(site.listed_broken).hexdigest()

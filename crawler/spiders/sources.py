@@ -287,6 +287,9 @@ class SourceSpider(Spider):
         if request.meta.get(META_TOO_LARGE):
             reason, detail = reasons.TOO_LARGE, request.meta[META_TOO_LARGE]
         elif isinstance(exc, HttpError):
+            if request.meta.get(META_KIND) == "image" and self.context.withheld_error_body(
+                    exc.response, self.max_pixels):
+                return  # an error response carrying listed content: the incident, no row
             reason, detail = reasons.FETCH_FAILED, f"HTTP {exc.response.status}"
         else:
             message = str(exc)
