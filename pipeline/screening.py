@@ -107,13 +107,15 @@ def _incident(config: Config, row: dict[str, Any], kind: str, hit: Hit,
 
 
 def _match_rows(screener: Screener, table: pa.Table) -> list[Hit | None]:
-    cols = {name: table[name].to_pylist() for name in ("sha256", "md5", "sha1", "pdq", "url")}
+    cols = {name: table[name].to_pylist()
+            for name in ("sha256", "md5", "sha1", "pdq", "url", "page_url")}
     pdq_hits = screener.match_pdq_all(cols["pdq"])
     out: list[Hit | None] = []
     for i in range(table.num_rows):
         hit = screener.match_hashes(sha256=cols["sha256"][i], md5=cols["md5"][i],
                                     sha1=cols["sha1"][i])
-        hit = hit or pdq_hits[i] or screener.match_url(cols["url"][i])
+        hit = hit or pdq_hits[i] or screener.match_url(cols["url"][i]) or (
+            screener.match_url(cols["page_url"][i]) if cols["page_url"][i] else None)
         out.append(hit)
     return out
 
@@ -180,6 +182,37 @@ def rescreen(
                                     if reliable(row["pdq"], row.get("pdq_quality")) else None)
             found[key].found_in.append(target.label)
 
+    # Pass 1b: URL lists over the rows that name URLs without content (run rejections,
+    # build exclusions): a listed URL or page there is an incident too, and the row goes.
+    listed_urls: set[str] = set()
+    if screener.has_url_lists:
+        for target in targets:
+            for row in _audit_rows(target):
+                for field_name in ("url", "page_url"):
+                    value = row.get(field_name)
+                    if not value or value in listed_urls:
+                        continue
+                    hit = screener.match_url(value)
+                    if hit is None:
+                        continue
+                    listed_urls.add(value)
+                    key = (value, "")
+                    if key not in found:
+                        incident = Incident(
+                            incident_type=URL_LIST_MATCH, source_id=row.get("source_id"),
+                            detected_by="screen", page_url=row.get("page_url"), url=value,
+                            list_id=hit.list_id, list_version=hit.list_version,
+                            list_kind=hit.kind, matched=hit.matched,
+                            user_agent=config.settings.user_agent,
+                            run_id=target.label[4:] if target.label.startswith("run:")
+                            else None)
+                        source = config.sources.get(row.get("source_id") or "")
+                        if source is not None:
+                            incident.source_name = source.name
+                            incident.consent_id = source.consent.id
+                        found[key] = _Found(incident, [])
+                    found[key].found_in.append(target.label)
+
     # Pass 2: neighbours of every hit's PDQ, in every target.
     centres = [(f.centre[0], f.centre[1], f) for f in found.values() if f.centre]
     neighbours: dict[tuple[str, str], _Found] = {}
@@ -224,7 +257,7 @@ def rescreen(
 
     # Pass 3: rewrite what changed.
     withdrawn_urls = {k[0] for k in [*found, *neighbours]}
-    withdrawn_hashes = {k[1] for k in [*found, *neighbours]}
+    withdrawn_hashes = {k[1] for k in [*found, *neighbours] if k[1]}
     counts = Counter[str]()
     for target in targets:
         if target.label.startswith("run:"):
@@ -247,6 +280,19 @@ def rescreen(
     }
 
 
+def _audit_rows(target: _Target) -> list[dict[str, Any]]:
+    """The rejection (run) or exclusion (manifest version) rows of a target: url columns."""
+    if target.label.startswith("run:"):
+        path = target.path / "rejections.parquet"
+    else:
+        path = target.path / AUDIT_DIR / EXCLUSIONS_FILE
+    if not path.is_file():
+        return []
+    rows: list[dict[str, Any]] = pq.read_table(
+        path, columns=["url", "page_url", "source_id"]).to_pylist()
+    return rows
+
+
 def _kept(table: pa.Table, withdraw: set[int]) -> pa.Table:
     mask = pa.array([i not in withdraw for i in range(table.num_rows)], type=pa.bool_())
     return table.filter(mask)
@@ -264,10 +310,12 @@ def _replace(table: pa.Table, path: Path) -> None:
 
 def _drop_named(table: pa.Table, urls: set[str], hashes: set[str] | None = None
                 ) -> tuple[pa.Table, pa.Table]:
-    """Split ``table`` into (kept, removed) by its url (and row_id) column."""
+    """Split ``table`` into (kept, removed) by its url or page_url (and row_id) column."""
     if table.num_rows == 0 or not urls:
         return table, table.slice(0, 0)
-    mask = pc.is_in(table["url"], value_set=pa.array(sorted(urls), type=pa.string()))
+    listed = pa.array(sorted(urls), type=pa.string())
+    mask = pc.or_kleene(pc.is_in(table["url"], value_set=listed),
+                        pc.is_in(table["page_url"], value_set=listed))
     if hashes and "row_id" in table.column_names:
         by_hash = pc.is_in(table["row_id"], value_set=pa.array(sorted(hashes), type=pa.string()))
         mask = pc.or_kleene(mask, by_hash)

@@ -145,3 +145,46 @@ def test_screen_without_lists_is_bad_input_and_nothing_found_is_exit_0(tmp_path:
     assert not (tmp_path / "data" / "incidents").exists()
     unknown = clearance(tmp_path, "screen", "--manifest", "nope")
     assert unknown.returncode == 2 and "nope" in unknown.stderr
+
+
+def test_url_lists_reach_rejections_exclusions_and_page_urls(tmp_path: Path):
+    config = write_config(tmp_path / "configs", [source_doc("aurora")])
+    aurora = config.sources["aurora"]
+    listed_page = "https://aurora.example/gallery/listed/"
+    on_listed_page = make_item(aurora, "https://aurora.example/gallery/x.jpg",
+                               page_url=listed_page)
+    clean = make_item(aurora, "https://aurora.example/gallery/ok.jpg")
+    link = make_rejection("aurora", "https://elsewhere.example/listed-link", "out_of_scope",
+                          stage="consent")
+    other = make_rejection("aurora", "https://elsewhere.example/fine", "out_of_scope",
+                           stage="consent")
+    write_run(tmp_path / "data", RUN, [on_listed_page, clean], [link, other])
+    folder = tmp_path / "configs" / "blocklists"
+    folder.mkdir()
+    from pipeline.blocklists import normalise_url
+
+    (folder / "urls.txt").write_text("".join(
+        hashlib.sha256(normalise_url(u).encode()).hexdigest() + "\n"
+        for u in (listed_page, "https://elsewhere.example/listed-link")))
+    (folder / "urls.txt").chmod(0o600)
+    doc = settings_doc()
+    doc["blocklists"] = [{"id": "links", "kind": "url-sha256", "path": "blocklists/urls.txt"}]
+    import yaml
+
+    (tmp_path / "configs" / "clearance.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = clearance(tmp_path, "screen", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["rows_withdrawn"] == 1 and result["rejections_removed"] == 1
+    assert result["suspended"] == ["aurora"]
+    run_dir = tmp_path / "data" / "runs" / RUN
+    assert [i["url"] for i in pq.read_table(run_dir / "items.parquet").to_pylist()] == [
+        clean["url"]]
+    assert [r["url"] for r in pq.read_table(run_dir / "rejections.parquet").to_pylist()] == [
+        other["url"]]
+    for path in (tmp_path / "data").rglob("*"):
+        if path.is_file() and "incidents" not in path.parts:
+            blob = path.read_bytes()
+            assert b"listed-link" not in blob and b"gallery/listed/" not in blob, path
+    records = [json.loads(p.read_text()) for p in (tmp_path / "data" / "incidents").iterdir()]
+    assert sorted(r["incident_type"] for r in records) == ["url_list_match", "url_list_match"]
