@@ -140,7 +140,7 @@ class Site:
                                    '<a href="/n/deeper.html">more</a>'))
         srv.route("/n/near.jpg", body=self.neighbour, content_type="image/jpeg")
         srv.route("/n/clean.png", body=self.clean_n, content_type="image/png")
-        srv.route("/n/deeper.html", body=page('<img src="/n/hit.png">'), delay=1.5)
+        srv.route("/n/deeper.html", body=page('<img src="/n/hit.png">'), delay=2.5)
         srv.route("/n/hit.png", body=self.n_hit, content_type="image/png")
         if self.fixture_copy is not None:
             srv.route("/f/", body=page('<img src="/f/photo.jpg">'))
@@ -285,7 +285,7 @@ def test_one_incident_per_hit_with_what_a_hotline_report_needs(screened):
     url_hit = records[site.srv.url("/u/listed.jpg?id=7")]
     assert url_hit["incident_type"] == "url_list_match" and url_hit["hashes"]["sha256"] is None
     near = records[site.srv.url("/n/near.jpg")]
-    # near.jpg was admitted first (the hit's page answers 1.5 s later), then withdrawn
+    # near.jpg was admitted first (the hit's page answers 2.5 s later), then withdrawn
     assert near["detected_by"] == "crawl" and near["content"]["accessed_at"] < centre_time(
         records[site.srv.url("/n/hit.png")])
     assert near["incident_type"] == "blocklist_neighbour"
