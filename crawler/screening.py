@@ -226,6 +226,9 @@ class CrawlScreen:
         source = self.config.sources.get(incident.source_id or "")
         incident.run_id = self.run_id
         incident.user_agent = self.config.settings.user_agent
+        reporting = self.config.settings.incidents
+        incident.reporting_organisation = reporting.reporting_organisation
+        incident.reporting_contact = reporting.contact
         if source is not None:
             incident.source_name = source.name
             incident.consent_id = source.consent.id

@@ -118,6 +118,12 @@ class Screening(_Strict):
     # crawler.perceptual.pdq_hash_and_dihedral).
     pdq_dihedral: bool = False
 
+class IncidentReporting(_Strict):
+    """Who files hotline reports from the incident records (copied into each record)."""
+
+    reporting_organisation: str | None = None
+    contact: str | None = None
+
 class Limits(_Strict):
     max_bytes: int = Field(default=20_000_000, gt=0)
     max_pixels: int = Field(default=50_000_000, gt=0)
@@ -134,6 +140,7 @@ class Settings(_Strict):
     blocklists: list[Blocklist] = Field(default_factory=list)
     screening: Screening = Field(default_factory=Screening)
     limits: Limits = Field(default_factory=Limits)
+    incidents: IncidentReporting = Field(default_factory=IncidentReporting)
 
     @field_validator("blocklists")
     @classmethod

@@ -71,6 +71,8 @@ class Incident:
     neighbour_of: str | None = None  # incident_id of the hit this one is near
     found_in: list[str] = field(default_factory=list)  # runs / manifest versions (screen)
     user_agent: str | None = None
+    reporting_organisation: str | None = None  # clearance.yaml incidents: (placeholders)
+    reporting_contact: str | None = None
     incident_id: str = field(default_factory=lambda: new_incident_id())
 
     def document(self) -> dict[str, Any]:
@@ -82,9 +84,9 @@ class Incident:
             "detected_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "detected_by": self.detected_by,
             "reporter": {
-                # Placeholders for the organisation that files the hotline report.
-                "organisation": os.environ.get("CLEARANCE_REPORTING_ORG"),
-                "contact": os.environ.get("CLEARANCE_REPORTING_CONTACT"),
+                # Who files the hotline report (clearance.yaml incidents:); null until set.
+                "organisation": self.reporting_organisation,
+                "contact": self.reporting_contact,
             },
             "source": {
                 "id": self.source_id,

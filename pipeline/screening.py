@@ -246,8 +246,11 @@ def rescreen(
 
     # Records first (nothing is withdrawn without its incident), then suspensions.
     suspended: list[str] = []
+    reporting = config.settings.incidents
     for item in [*found.values(), *neighbours.values()]:
         item.incident.found_in = sorted(set(item.found_in))
+        item.incident.reporting_organisation = reporting.reporting_organisation
+        item.incident.reporting_contact = reporting.contact
         write_incident(data_dir, item.incident)
     for item in [*found.values(), *neighbours.values()]:  # a neighbour is as near as a hit
         source_id = item.incident.source_id

@@ -192,7 +192,8 @@ def screened(tmp_path_factory, request):
         ]
         ids = ["a", "m", "p", "u", "k", "n", "x", "r", "e"] + (["f"] if fixture else [])
         write_settings(config, [local_source(i, srv.url(f"/{i}/")) for i in ids],
-                       blocklists=blocklists)
+                       blocklists=blocklists,
+                       incidents={"reporting_organisation": "Example T&S", "contact": "ts@x"})
         proc = crawl(tmp)
         requests_after_first = list(srv.requests)
         second = crawl(tmp, "a", "k", as_json=False)
@@ -267,6 +268,7 @@ def test_one_incident_per_hit_with_what_a_hotline_report_needs(screened):
     assert exact["content"]["http_status"] == 200 and exact["content"]["accessed_at"]
     assert exact["crawler"]["run_id"] == json.loads(screened["proc"].stdout)["run_id"]
     assert exact["content_retained"] is False
+    assert exact["reporter"] == {"organisation": "Example T&S", "contact": "ts@x"}
     assert records[site.srv.url("/m/img.png")]["match"]["list_id"] == "test-md5"
     copy = records[site.srv.url("/p/copy.jpg")]
     assert copy["match"]["list_id"] == "test-pdq"
