@@ -26,7 +26,7 @@ from crawler.exceptions import Refused
 from crawler.extensions.sizeguard import META_TOO_LARGE
 from crawler.extract import find_images, find_links
 from crawler.images import Hashes, ImageFacts, ImageRejected, content_hashes, inspect_image
-from crawler.optout import Verdict, embedded_checks, header_checks, page_verdict
+from crawler.optout import EmbeddedMetadata, Verdict, embedded_checks, header_checks, page_verdict
 from crawler.rights.embedded import EmbeddedRights, with_rights
 from crawler.rights.markup import PageMarkup, page_markup, scoped_evidence
 from crawler.rights.resolve import resolve
@@ -143,22 +143,36 @@ class SourceSpider(Spider):
         # metadata read record nothing; a body that does not decode is still screened on its
         # exact hashes. A hit (or a suspended source) leaves no row here.
         hashes = content_hashes(response.body)
+        large = len(response.body) > INLINE_DECODE_BYTES
+        facts: ImageFacts | None = None
         undecodable: ImageRejected | None = None
         try:
             # decode + PDQ in the decode pool's process when it has room (pdqhash holds the
             # GIL: the second core), else here, inline for small bodies, in a thread for large
-            decoded = await self.context.decode(response.body, self.max_pixels, hashes)
-            if decoded is not None or len(response.body) <= INLINE_DECODE_BYTES:
-                facts, embedded = self._inspect(response.body, mime, hashes, decoded)
-            else:
-                facts, embedded = await maybe_deferred_to_future(
-                    deferToThread(self._inspect, response.body, mime, hashes)
-                )
+            facts = await self.context.decode(response.body, self.max_pixels, hashes)
+            if facts is None and not large:
+                facts = self._decode(response.body, hashes)
+            elif facts is None:
+                facts = await maybe_deferred_to_future(
+                    deferToThread(self._decode, response.body, hashes))
         except ImageRejected as exc:
-            facts = embedded = None
             undecodable = exc
+        except Exception as exc:  # noqa: BLE001 - still screened on its exact hashes below
+            undecodable = ImageRejected(
+                reasons.NOT_AN_IMAGE, f"cannot decode: {type(exc).__name__}: {exc}")
         if self.context.withheld(response, hashes, facts, mime):
             return
+        embedded: EmbeddedMetadata | None = None
+        unreadable: str | None = None
+        if facts is not None:  # only a screened image's metadata is read
+            try:
+                if large:
+                    embedded = await maybe_deferred_to_future(
+                        deferToThread(self._embedded, response.body, mime, facts))
+                else:
+                    embedded = self._embedded(response.body, mime, facts)
+            except Exception as exc:  # noqa: BLE001 - per-item metadata that fails excludes it
+                unreadable = f"embedded metadata unreadable: {type(exc).__name__}: {exc}"
 
         def reject(reason: str, detail: str, stage: str) -> None:
             self.context.reject(
@@ -178,6 +192,9 @@ class SourceSpider(Spider):
             return
         if undecodable is not None:
             reject(undecodable.reason, undecodable.detail, reasons.STAGE_IMAGE)
+            return
+        if unreadable is not None:
+            reject(reasons.NO_LICENCE, unreadable, reasons.STAGE_LICENCE)
             return
         assert facts is not None and embedded is not None
         results = list(embedded.results)
@@ -247,14 +264,15 @@ class SourceSpider(Spider):
             "credit": decision.credit,
         }
 
-    def _inspect(self, body: bytes, mime: str | None, hashes: Hashes | None = None,
-                 decoded: ImageFacts | None = None) -> tuple[Any, Any]:
-        """Off the reactor thread: decode under limits (+ PDQ) unless ``decoded`` already
-        was, then read embedded metadata."""
-        facts = decoded or inspect_image(body, self.max_pixels, pdq=True, hashes=hashes,
-                                         dihedral=self.context.pdq_dihedral)
+    def _decode(self, body: bytes, hashes: Hashes) -> ImageFacts:
+        """Decode under limits and PDQ-hash (screening needs it before anything else)."""
+        return inspect_image(body, self.max_pixels, pdq=True, hashes=hashes,
+                             dihedral=self.context.pdq_dihedral)
+
+    def _embedded(self, body: bytes, mime: str | None, facts: ImageFacts) -> EmbeddedMetadata:
+        """Embedded opt-out signals and rights evidence of an image that passed screening."""
         embedded = embedded_checks(body, mime or facts.mime, self.context.settings)
-        return facts, with_rights(embedded, body, mime or facts.mime)
+        return with_rights(embedded, body, mime or facts.mime)
 
     async def _remote_c2pa(
         self, url: str, response: Response, source_id: str, mime: str | None
