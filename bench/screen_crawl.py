@@ -110,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--server", choices=["auto", "nginx", "python"], default="auto")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--pool-workers", default="1",
+                        help="comma-separated decode-pool sizes to measure (default 1)")
     args = parser.parse_args(argv)
+    pools = [int(n) for n in args.pool_workers.split(",") if n.strip()]
     with tempfile.TemporaryDirectory(prefix="clearance-screen-crawl-") as tmp:
         work = Path(tmp)
         site = generate_bench_site(work / "site", args.pages)
@@ -126,9 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             write_lists(config, args.list_size)
             rows: dict[str, list[Measurement]] = {}
             for k in range(args.runs):
-                for name, workers in (("bare scrapy, links + images", -1),
-                                      ("clearance, screening, decode pool", 1),
-                                      ("clearance, screening, threads only", 0)):
+                variants = [("bare scrapy, links + images", -1)]
+                variants += [(f"clearance, screening, decode pool x{n}", n) for n in pools]
+                variants += [("clearance, screening, threads only", 0)]
+                for name, workers in variants:
                     if workers < 0:
                         result = measure_bare(server, start_url, True, args.concurrency, work,
                                               args.timeout)

@@ -237,8 +237,10 @@ def run_crawl(
 
 def _decode_pool() -> DecodePool | None:
     """Worker processes for decoding + PDQ-hashing large images (env
-    ``CLEARANCE_DECODE_WORKERS``, default 1; 0 decodes them in a thread instead)."""
-    raw = os.environ.get(DECODE_WORKERS_ENV, "1")
+    ``CLEARANCE_DECODE_WORKERS``, default one per core, at most 4; 0 decodes them in a thread
+    instead). The crawl process itself mostly waits on them: with photos, decode + PDQ is the
+    crawl's cost (bench/screen_crawl.py: 2 workers beat 1 by ~8% on 2 cores)."""
+    raw = os.environ.get(DECODE_WORKERS_ENV, str(min(4, os.cpu_count() or 1)))
     try:
         workers = int(raw)
     except ValueError:
