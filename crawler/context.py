@@ -156,12 +156,13 @@ class CrawlContext:
                 row["source_id"]
             ):
                 return
-            self.screen.admit(row["url"], row.get("pdq"), row.get("pdq_quality"))
         if row["url"] in self.opted_out:
             reason, detail = self.opted_out[row["url"]]
             self.reject(row["url"], reason, STAGE_SIGNALS, detail,
                         source_id=row["source_id"], page_url=row["page_url"])
             return
+        if self.screen is not None:  # only rows in the run can be withdrawn as neighbours
+            self.screen.admit(row["url"], row.get("pdq"), row.get("pdq_quality"))
         self.item_urls.add(row["url"])
         self.writer.add_item(row)
 
@@ -219,6 +220,9 @@ class CrawlContext:
             accessed_at=datetime.now(UTC).isoformat(),
         )
         if self.screen.check_image(image):
+            # Neighbours already admitted leave the run now, not only at commit: a crawl killed
+            # after this hit must not leave them in its hidden partial file.
+            self.withdraw_neighbours()
             return True
         return self.screen.is_suspended(source_id)
 
