@@ -102,6 +102,10 @@ class EmbeddedMetadata:
     # The parsed XMP, for the licence stage (xmp_read: parsed here; None then means "no XMP").
     xmp: XmpInfo | None = None
     xmp_read: bool = False
+    # The embedded C2PA store as read for the opt-out check (c2pa_read: read here, so the
+    # licence stage does not read it again; None then means "no embedded manifest").
+    c2pa_store: dict[str, Any] | None = None
+    c2pa_read: bool = False
     rights: Any = None  # crawler.rights.embedded.EmbeddedRights, attached by the spider
 
 
@@ -112,6 +116,8 @@ def embedded_checks(
     remote_url: str | None = None
     xmp: XmpInfo | None = None
     xmp_read = False
+    c2pa_store: dict[str, Any] | None = None
+    c2pa_read = False
     if settings.signals.xmp:
         xmp, xmp_results = check_xmp(body, settings.exclude_minors)
         xmp_read = xmp is not None or not any(r.denies for r in xmp_results)
@@ -120,13 +126,18 @@ def embedded_checks(
             results.append((labels[i] if i < len(labels) else f"xmp.{i}", result))
     if settings.signals.c2pa:
         reference = remote_manifest_url(body)
-        if has_c2pa_jumbf(body) or reference or remote_manifest is not None:
+        embedded_jumbf = has_c2pa_jumbf(body)
+        if embedded_jumbf or reference or remote_manifest is not None:
             info = read_c2pa(body, mime, remote_manifest)
         else:
             info = C2paInfo(False, note="no C2PA manifest (no JUMBF box, no remote reference)")
+        if not embedded_jumbf:
+            c2pa_read = True  # the licence stage reads embedded manifests only: there is none
+        elif info.present and not info.remote_read:
+            c2pa_store, c2pa_read = info.store, True
         # Only a manifest that is not embedded is worth fetching (and only inside consent).
         if not info.present and not info.error and remote_manifest is None:
             remote_url = info.remote_url
         for result in c2pa_signals(info):
             results.append(("c2pa", result))
-    return EmbeddedMetadata(results, remote_url, xmp, xmp_read)
+    return EmbeddedMetadata(results, remote_url, xmp, xmp_read, c2pa_store, c2pa_read)

@@ -6,6 +6,7 @@ import io
 import struct
 
 import pytest
+from helpers_config import settings_doc
 from PIL import Image
 
 from crawler.rights.embedded import (
@@ -134,3 +135,27 @@ def test_unreadable_xmp_is_an_error_not_an_empty_answer():
     assert rights.error and "XMP" in rights.error and rights.evidence == []
     with pytest.raises(RightsUnreadable):
         embedded_evidence(body, "image/jpeg")
+
+
+def test_the_licence_stage_reuses_the_c2pa_store_the_opt_out_check_read(shared_fixtures,
+                                                                         monkeypatch):
+    """One native C2PA read per image: the rights evidence comes from the opt-out's store."""
+    import crawler.rights.embedded as embedded_module
+    from crawler.optout import embedded_checks
+    from crawler.rights.embedded import with_rights
+    from pipeline.config import Settings
+
+    settings = Settings.model_validate(settings_doc())
+    body = fixture(shared_fixtures, "c2pa", "adobe-20220124-C.jpg")
+    expected = c2pa_evidence(read_c2pa_store(body, "image/jpeg"))
+    assert expected  # the fixture's CreativeWork author
+    checked = embedded_checks(body, "image/jpeg", settings)
+    assert checked.c2pa_read and checked.c2pa_store is not None
+
+    def no_second_read(*_args, **_kwargs):
+        raise AssertionError("the C2PA store was read a second time")
+
+    monkeypatch.setattr(embedded_module, "read_c2pa_store", no_second_read)
+    rights = with_rights(checked, body, "image/jpeg").rights
+    assert rights.error is None
+    assert [e for e in rights.evidence if e.source == C2PA] == expected

@@ -246,19 +246,22 @@ def c2pa_evidence(store: dict[str, Any] | None) -> list[Evidence]:
 
 
 def embedded_evidence(body: bytes, mime: str | None, xmp: XmpInfo | None = None, *,
-                      xmp_read: bool = False) -> list[Evidence]:
+                      xmp_read: bool = False, c2pa_store: dict[str, Any] | None = None,
+                      c2pa_read: bool = False) -> list[Evidence]:
     """XMP, then IIM, then C2PA evidence of one image.
 
     ``xmp_read``: the caller already parsed the XMP (``xmp`` may then be None: there is none);
-    otherwise it is read here. Raises :class:`RightsUnreadable` for an unreadable block.
+    otherwise it is read here. ``c2pa_read`` likewise for the embedded C2PA store (the opt-out
+    check read it: the native reader is the costly part). Raises :class:`RightsUnreadable` for
+    an unreadable block.
     """
     if not xmp_read:
         try:
             xmp = read_xmp(body)
         except XmpError as exc:
             raise RightsUnreadable(f"unreadable XMP: {exc}") from None
-    return (xmp_evidence(xmp) + iim_evidence(read_iim(body))
-            + c2pa_evidence(read_c2pa_store(body, mime)))
+    store = c2pa_store if c2pa_read else read_c2pa_store(body, mime)
+    return xmp_evidence(xmp) + iim_evidence(read_iim(body)) + c2pa_evidence(store)
 
 
 def disclosure(info: XmpInfo | None) -> tuple[str | None, str | None]:
@@ -279,7 +282,8 @@ class EmbeddedRights:
 
 
 def read_rights(body: bytes, mime: str | None, xmp: XmpInfo | None = None, *,
-                xmp_read: bool = False) -> EmbeddedRights:
+                xmp_read: bool = False, c2pa_store: dict[str, Any] | None = None,
+                c2pa_read: bool = False) -> EmbeddedRights:
     """:func:`embedded_evidence` that never raises (off the reactor thread, with the decode)."""
     if not xmp_read:
         try:
@@ -288,7 +292,8 @@ def read_rights(body: bytes, mime: str | None, xmp: XmpInfo | None = None, *,
             return EmbeddedRights([], f"unreadable XMP: {exc}")
     minor_age, model_release = disclosure(xmp)
     try:
-        evidence = embedded_evidence(body, mime, xmp, xmp_read=True)
+        evidence = embedded_evidence(body, mime, xmp, xmp_read=True, c2pa_store=c2pa_store,
+                                     c2pa_read=c2pa_read)
     except RightsUnreadable as exc:
         return EmbeddedRights([], str(exc), minor_age, model_release)
     return EmbeddedRights(evidence, None, minor_age, model_release)
@@ -296,7 +301,8 @@ def read_rights(body: bytes, mime: str | None, xmp: XmpInfo | None = None, *,
 
 def with_rights(embedded: Any, body: bytes, mime: str | None) -> Any:
     """``crawler.optout.EmbeddedMetadata`` with its ``rights`` read, reusing its parsed XMP."""
-    rights = read_rights(body, mime, embedded.xmp, xmp_read=embedded.xmp_read)
+    rights = read_rights(body, mime, embedded.xmp, xmp_read=embedded.xmp_read,
+                         c2pa_store=embedded.c2pa_store, c2pa_read=embedded.c2pa_read)
     return dataclasses.replace(embedded, rights=rights)
 
 

@@ -33,7 +33,7 @@ import json
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import c2pa
@@ -117,6 +117,8 @@ class C2paInfo:
     remote_read: bool = False  # the store was read from remote_manifest_bytes
     error: str | None = None  # set when C2PA data is present but unreadable
     note: str | None = None
+    # The store as read (JSON), for the licence stage: one native read per image.
+    store: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def failed(cls, message: str, remote_url: str | None = None) -> C2paInfo:
@@ -234,6 +236,7 @@ def read_c2pa(
         malformed=tuple(malformed),
         remote_url=remote,
         remote_read=remote_manifest_bytes is not None,
+        store=store,
     )
 
 
