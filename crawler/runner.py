@@ -270,8 +270,7 @@ def _run_scrapy(
     finish: dict[str, Any],
 ) -> None:
     process = CrawlerProcess(
-        scrapy_settings(context, concurrency, log_level), install_root_handler=True
-    )
+        {**scrapy_settings(context, concurrency, log_level), "LOG_INSTALL_ROOT_HANDLER": True})
     crawler = process.create_crawler(SourceSpider)
     attach(crawler, context)
     settings = crawler.settings
