@@ -108,8 +108,11 @@ def inspect_image(
                     )
                 fmt = img.format or "unknown"
                 img.load()
-                perceptual = _pdq(img) if pdq else (None, None)
-                variants = _pdq_variants(img) if pdq and dihedral else ()
+                if pdq and dihedral:  # one reference pass gives the hash and all 8 variants
+                    hexed, quality, variants = _pdq_variants(img)
+                    perceptual: tuple[str | None, int | None] = (hexed, quality)
+                else:
+                    perceptual, variants = (_pdq(img) if pdq else (None, None)), ()
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -151,11 +154,12 @@ def _pdq(img: Image.Image) -> tuple[str, int]:
         ) from None
 
 
-def _pdq_variants(img: Image.Image) -> tuple[str, ...]:
-    from crawler.perceptual import pdq_dihedral
+def _pdq_variants(img: Image.Image) -> tuple[str, int, tuple[str, ...]]:
+    from crawler.perceptual import pdq_hash_and_dihedral
 
     try:
-        return tuple(pdq_dihedral(img))
+        hexed, quality, variants = pdq_hash_and_dihedral(img)
+        return hexed, quality, tuple(variants)
     except Exception as exc:  # noqa: BLE001 - an unhashable image cannot be screened
         raise ImageRejected(
             reasons.NOT_AN_IMAGE, f"cannot compute its PDQ hash: {type(exc).__name__}: {exc}"

@@ -189,6 +189,7 @@ def test_pdq_is_computed_on_the_decoded_image_when_asked() -> None:
     assert len(facts.pdq or "") == 64 and facts.pdq_variants == ()
     dihedral = inspect_image(body, MAX_PIXELS, pdq=True, dihedral=True)
     assert len(dihedral.pdq_variants) == 8 and dihedral.pdq_variants[0] == facts.pdq
+    assert (dihedral.pdq, dihedral.pdq_quality) == (facts.pdq, facts.pdq_quality)
 
 
 def test_content_hashes_work_on_any_body() -> None:
