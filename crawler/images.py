@@ -78,6 +78,16 @@ class ImageRejected(Exception):
         return (ImageRejected, (self.reason, self.detail))
 
 
+def header_pixels(body: bytes) -> int | None:
+    """Width x height from the image header alone (no pixel is decoded); None if unreadable."""
+    try:
+        with Image.open(io.BytesIO(body), formats=FORMATS) as img:
+            width, height = img.size
+    except Exception:  # noqa: BLE001 - inspect_image reports what is wrong with the body
+        return None
+    return width * height
+
+
 def inspect_image(
     body: bytes,
     max_pixels: int,

@@ -224,3 +224,14 @@ def test_decode_pool_gives_the_same_facts_and_reasons_as_inline() -> None:
     assert facts == inspect_image(body, MAX_PIXELS, pdq=True)
     assert (rejected_there.reason, rejected_there.detail) == (
         rejected(body, 1000).reason, rejected(body, 1000).detail)
+
+
+def test_header_pixels_reads_the_size_without_decoding() -> None:
+    from crawler.images import header_pixels
+
+    assert header_pixels(encode((64, 48), "PNG", "RGB")) == 64 * 48
+    # A body that compresses a large canvas into few bytes still declares its size.
+    big = encode((3000, 2000), "PNG", "L")
+    assert len(big) < 256 * 1024 and header_pixels(big) == 6_000_000
+    assert header_pixels(b"not an image") is None
+    assert header_pixels(encode((64, 48), "PNG", "RGB")[:40]) in (None, 64 * 48)

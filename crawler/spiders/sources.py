@@ -16,6 +16,7 @@ from scrapy import Request, Spider
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.defer import DeferredSemaphore
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
@@ -25,7 +26,14 @@ from crawler.downloadermiddlewares.robots import META_SIGNALS, evidence
 from crawler.exceptions import Refused
 from crawler.extensions.sizeguard import META_TOO_LARGE
 from crawler.extract import find_images, find_links
-from crawler.images import Hashes, ImageFacts, ImageRejected, content_hashes, inspect_image
+from crawler.images import (
+    Hashes,
+    ImageFacts,
+    ImageRejected,
+    content_hashes,
+    header_pixels,
+    inspect_image,
+)
 from crawler.optout import EmbeddedMetadata, Verdict, embedded_checks, header_checks, page_verdict
 from crawler.rights.embedded import EmbeddedRights, with_rights
 from crawler.rights.markup import PageMarkup, page_markup, scoped_evidence
@@ -36,9 +44,11 @@ from pipeline import reasons
 
 logger = logging.getLogger(__name__)
 
-# Small images decode in well under 3 ms: a thread hand-off costs more than it saves (measured
-# with bench/crawl.py). Larger ones go to a thread so the reactor keeps serving.
+# Small images (in bytes and in pixels) decode + PDQ-hash in a few ms: a thread hand-off costs
+# more than it saves (measured with bench/crawl.py). Larger ones go to the decode pool, else to
+# a thread (one at a time), so the reactor keeps serving.
 INLINE_DECODE_BYTES = 256 * 1024
+INLINE_DECODE_PIXELS = 1024 * 1024
 
 META_DEPTH = "clearance_depth"
 META_IMAGE = "clearance_image"
@@ -54,6 +64,9 @@ class SourceSpider(Spider):
         self.max_pages = context.config.settings.limits.max_pages_per_source
         self.consent_sha256 = {s.id: s.consent_sha256 for s in context.registry.sources.values()}
         self.licence_allow = context.config.settings.licences.effective  # after presets
+        # One threaded decode at a time: pdqhash holds the GIL, so more threads add no speed,
+        # only memory (a 50-megapixel image takes ~1.4 GB to hash; ten at once would not fit).
+        self.decode_threads = DeferredSemaphore(1)
 
     async def start(self) -> AsyncIterator[Request]:
         for source in self.context.registry.sources.values():
@@ -143,7 +156,10 @@ class SourceSpider(Spider):
         # metadata read record nothing; a body that does not decode is still screened on its
         # exact hashes. A hit (or a suspended source) leaves no row here.
         hashes = content_hashes(response.body)
-        large = len(response.body) > INLINE_DECODE_BYTES
+        # Inline only what is small in bytes and in pixels: a tiny PNG can declare 50
+        # megapixels, whose PDQ would hold the reactor for a second.
+        large = len(response.body) > INLINE_DECODE_BYTES or (
+            header_pixels(response.body) or 0) > INLINE_DECODE_PIXELS
         facts: ImageFacts | None = None
         undecodable: ImageRejected | None = None
         try:
@@ -154,7 +170,7 @@ class SourceSpider(Spider):
                 facts = self._decode(response.body, hashes)
             elif facts is None:
                 facts = await maybe_deferred_to_future(
-                    deferToThread(self._decode, response.body, hashes))
+                    self.decode_threads.run(deferToThread, self._decode, response.body, hashes))
         except ImageRejected as exc:
             undecodable = exc
         except Exception as exc:  # noqa: BLE001 - still screened on its exact hashes below
