@@ -26,6 +26,9 @@ exclude_minors: true              # metadata disclosing a model under 18 exclude
 #   - {id: partner-pdq, kind: pdq, path: blocklists/partner-pdq.txt, threshold: 31}
 blocklists: []
 screening: {pdq_dihedral: false}  # true: also match the 8 rotations/mirrors of each image
+# Who files hotline reports for blocklist hits (copied into each incident record; README
+# "Incidents"): incidents: {reporting_organisation: "...", contact: "..."}
+incidents: {}
 limits: {max_bytes: 20000000, max_pixels: 50000000, max_pages_per_source: 10000}
 """
 
