@@ -30,7 +30,7 @@ from pipeline import reasons
 from pipeline.blocklists import Screener
 from pipeline.config import Config, Source
 from pipeline.eligibility import Eligibility, check
-from pipeline.runs import RunWriter
+from pipeline.runs import RunWriter, sweep_abandoned_runs
 
 logger = logging.getLogger(__name__)
 DECODE_WORKERS_ENV = "CLEARANCE_DECODE_WORKERS"
@@ -154,6 +154,7 @@ def run_crawl(
     t0 = time.monotonic()
     crawl_plan = plan or plan_crawl(config, source_ids, today or started.date(), suspended)
     screener = screener if screener is not None else Screener.load(config)
+    abandoned = sweep_abandoned_runs(Path(data_dir))  # runs killed before they committed
     writer = RunWriter(Path(data_dir))
     context = CrawlContext(
         config=config,
@@ -218,6 +219,8 @@ def run_crawl(
         "config_files": config.file_sha256,
         "versions": _versions(),
         "limits_hit": context.limits_hit,
+        # Folders of earlier runs killed before committing (no run.json), removed unread.
+        "abandoned_runs_removed": abandoned,
         # Sources suspended by a blocklist hit during this crawl (their queued requests were
         # dropped); hits themselves appear only as counts.withheld.
         "suspended": sorted(context.screen.suspended),

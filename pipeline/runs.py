@@ -3,13 +3,20 @@
 Parquet is streamed to hidden ``.*.partial`` files and renamed into place only when the crawl
 finishes; ``run.json`` is written last, so a run directory without it is incomplete and every
 reader ignores it. A crash therefore never leaves a Parquet file that looks complete.
+
+While a run is written its folder holds ``.lock`` under an exclusive ``flock``; the kernel
+drops the lock when the process dies, however it dies. :func:`sweep_abandoned_runs` (called
+before every crawl) removes the folders of runs whose writer is gone without a ``run.json``:
+their rows were never published and are not kept.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
+import shutil
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +33,10 @@ RUNS_DIR = "runs"
 ITEMS_FILE = "items.parquet"
 REJECTIONS_FILE = "rejections.parquet"
 RUN_JSON = "run.json"
+LOCK_FILE = ".lock"
 _BATCH_ROWS = 2000
+# A run folder younger than this is never swept, lock or not (its writer may be starting).
+_SWEEP_MIN_AGE_S = 120
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -113,6 +123,7 @@ class RunWriter:
         self.run_id = run_id or new_run_id()
         self.dir = Path(data_dir) / RUNS_DIR / self.run_id
         self.dir.mkdir(parents=True, exist_ok=False)
+        self._lock: int | None = _lock(self.dir / LOCK_FILE, wait=True)
         self.items = _StreamingParquet(self.dir / ITEMS_FILE, ITEMS_SCHEMA)
         self.rejections = _StreamingParquet(self.dir / REJECTIONS_FILE, REJECTIONS_SCHEMA)
         self.by_reason: Counter[str] = Counter()
@@ -150,12 +161,62 @@ class RunWriter:
         self.rejections.commit()
         doc = {"run_id": self.run_id, **meta, "counts": self.counts()}
         write_json_atomic(self.dir / RUN_JSON, doc)
+        self._unlock()
         fsync_dir(self.dir)
         return doc
 
     def discard(self) -> None:
-        self.items.discard()
-        self.rejections.discard()
+        try:
+            self.items.discard()
+            self.rejections.discard()
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            (self.dir / LOCK_FILE).unlink(missing_ok=True)
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
+
+
+def _lock(path: Path, *, wait: bool) -> int | None:
+    """An exclusive flock on ``path`` (created 0600): its descriptor, or None if held."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def sweep_abandoned_runs(data_dir: Path, now: datetime | None = None) -> list[str]:
+    """Remove run folders left by a writer that died (no ``run.json``, lock not held);
+    return their ids. Live runs (locked, or younger than two minutes) are left alone."""
+    root = Path(data_dir) / RUNS_DIR
+    if not root.is_dir():
+        return []
+    now = now or datetime.now(UTC)
+    removed = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith(".") or not entry.is_dir() or (entry / RUN_JSON).exists():
+            continue
+        try:
+            started = datetime.strptime(entry.name[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            continue  # not a run folder this writer made
+        if (now - started).total_seconds() < _SWEEP_MIN_AGE_S:
+            continue
+        fd = _lock(entry / LOCK_FILE, wait=False)
+        if fd is None:
+            continue  # a writer is alive
+        try:
+            if not (entry / RUN_JSON).exists():
+                shutil.rmtree(entry)
+                removed.append(entry.name)
+        finally:
+            os.close(fd)
+    return removed
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,14 @@ def test_killed_crawl_leaves_no_visible_run(slow_site: MockServer, tmp_path: Pat
     names = {p.name for p in runs[0].iterdir()}
     assert "items.parquet" not in names and "run.json" not in names, names
     assert completed_runs(tmp_path / "data") == []
+    # The next crawl removes the dead run's folder (its partial rows were never published);
+    # renamed as if it had started a day ago, since a young folder may be a writer starting.
+    dead = runs[0].rename(runs[0].with_name("20260101T000000Z-killed"))
+    proc = _start(tmp_path, slow_site)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert json.loads(out)["abandoned_runs_removed"] == [dead.name]
+    assert not dead.exists()
 
 
 def test_interrupted_crawl_commits_a_consistent_run_marked_shutdown(slow_site, tmp_path):

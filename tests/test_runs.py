@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 import textwrap
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,14 @@ import pipeline.runs as runs_module
 from pipeline.config import Source
 from pipeline.runs import (
     ITEMS_FILE,
+    LOCK_FILE,
     REJECTIONS_FILE,
     RUN_JSON,
     RUNS_DIR,
     RunWriter,
     completed_runs,
     new_run_id,
+    sweep_abandoned_runs,
 )
 from pipeline.schema import ITEMS_SCHEMA, REJECTIONS_SCHEMA
 
@@ -90,7 +92,8 @@ def test_nothing_visible_before_commit(tmp_path: Path, source: Source) -> None:
         writer.add_item(make_item(source, url(n), run_id="r1"))
     writer.add_rejection(make_rejection(source.id, url(9), "robots_disallowed", stage="robots"))
     assert visible(writer.dir) == []
-    assert hidden(writer.dir) == [f".{ITEMS_FILE}.partial", f".{REJECTIONS_FILE}.partial"]
+    assert hidden(writer.dir) == [f".{ITEMS_FILE}.partial", LOCK_FILE,
+                                  f".{REJECTIONS_FILE}.partial"]
     assert completed_runs(tmp_path) == []
     writer.discard()
 
@@ -144,7 +147,9 @@ def test_run_json_is_written_last(
     writer = RunWriter(tmp_path, "r1")
     writer.add_item(make_item(source, url(1), run_id="r1"))
     writer.commit(META)
-    assert seen == [(RUN_JSON, [ITEMS_FILE, REJECTIONS_FILE])]
+    # the writer's lock is held until run.json is in place, then removed
+    assert seen == [(RUN_JSON, [LOCK_FILE, ITEMS_FILE, REJECTIONS_FILE])]
+    assert sorted(os.listdir(writer.dir)) == [ITEMS_FILE, REJECTIONS_FILE, RUN_JSON]
 
 
 def test_empty_run_commits_empty_files(tmp_path: Path) -> None:
@@ -368,3 +373,31 @@ def test_a_crashed_run_is_never_listed(tmp_path: Path) -> None:
     # A later run in the same data dir is unaffected.
     RunWriter(tmp_path, "next").commit(META)
     assert [r.run_id for r in completed_runs(tmp_path)] == ["next"]
+
+
+# --------------------------------------------------------------------------- abandoned runs
+
+
+def test_sweep_removes_runs_whose_writer_died_and_spares_live_and_complete_ones(
+    tmp_path: Path, source: Source
+) -> None:
+    later = datetime.now(UTC) + timedelta(hours=1)
+    proc = subprocess.run(  # a writer killed mid-run: its partial rows reached the disk
+        [sys.executable, "-c", CRASH, str(tmp_path), "20260101T000000Z-dead00", str(TESTS_DIR)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    live = RunWriter(tmp_path, "20260101T000000Z-live00")
+    live.add_item(make_item(source, url(1)))
+    done = RunWriter(tmp_path, "20260101T000000Z-done00")
+    done.commit(META)
+    young = RunWriter(tmp_path, new_run_id())
+    young.discard()  # dead, but too young to be told from a writer still starting
+    assert sweep_abandoned_runs(tmp_path) == ["20260101T000000Z-dead00"]
+    left = sorted(p.name for p in (tmp_path / RUNS_DIR).iterdir())
+    assert left == ["20260101T000000Z-done00", "20260101T000000Z-live00", young.run_id]
+    assert sweep_abandoned_runs(tmp_path, now=later) == [young.run_id]
+    assert sweep_abandoned_runs(tmp_path, now=later) == []  # the live writer's lock holds
+    live.discard()
+    assert sweep_abandoned_runs(tmp_path, now=later) == ["20260101T000000Z-live00"]
+    assert [r.run_id for r in completed_runs(tmp_path)] == ["20260101T000000Z-done00"]
