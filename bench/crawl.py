@@ -41,7 +41,7 @@ from typing import Any, Protocol
 from bench.site import BenchSite, generate_bench_site
 from crawler.demo.config import settings_dict, source_dict, write_config_dir
 from crawler.demo.server import LocalServer
-from pipeline.config import SignalSwitches
+from pipeline.registry.config import SignalSwitches
 
 BENCH_DIR = Path(__file__).resolve().parent
 POLICY_PATHS = ("/robots.txt", "/ai.txt", "/.well-known/")

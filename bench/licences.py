@@ -24,9 +24,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipeline import licences
-from pipeline.attribution import COLUMNS, render_attribution
-from pipeline.filters import LicenceFilter
+from pipeline.build.filters import LicenceFilter
+from pipeline.registry import licences, spdx
+from pipeline.reports.attribution import COLUMNS, render_attribution
 
 URLS = [
     "https://creativecommons.org/licenses/by/4.0/",
@@ -58,17 +58,17 @@ def bench_normalise(values: int) -> None:
     inputs = [f"{URLS[i % len(URLS)]}" + (f"?v={i}" if "://" in URLS[i % len(URLS)] else "")
               for i in range(values)]
     text = [u for u in inputs if "://" not in u]
-    spdx_ids = [licences.normalise_expression(x) for x in ("CC-BY-4.0", "CC-BY-SA-4.0", "MIT")]
+    spdx_ids = [spdx.normalise_expression(x) for x in ("CC-BY-4.0", "CC-BY-SA-4.0", "MIT")]
     parse_inputs = [spdx_ids[i % 3].swapcase() if i % 2 else spdx_ids[i % 3]
                     for i in range(values)]
 
     def ours() -> None:
-        licences._parse.cache_clear()
+        spdx.parse_expression.cache_clear()
         for value in inputs:
-            licences.normalise_licence(value)
+            spdx.normalise_licence(value)
 
     def floor() -> None:
-        lic = licences._licensing()
+        lic = spdx._licensing()
         for value in parse_inputs:
             lic.parse(value, validate=True, strict=True)
 

@@ -4,7 +4,7 @@
 
 Writes one run of ``--rows`` synthetic items (random PDQ hashes of quality 100) through the real
 RunWriter, a sha256 list and a PDQ list of ``--list-size`` random entries, plus ``--plant`` rows
-whose sha256 is listed. Times :func:`pipeline.screening.rescreen` (exact + PDQ matching,
+whose sha256 is listed. Times :func:`pipeline.lifecycle.rescreen.rescreen` (exact + PDQ matching,
 incidents, the atomic rewrite of items.parquet and run.json; list loading excluded) against a
 baseline in the same run: pyarrow reading the same items.parquet, ``is_in`` of its sha256
 column against the sha256 list, filtering and writing it back (exact membership only). Offline.
@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from helpers_config import settings_doc, source_doc, write_config  # noqa: E402
 from helpers_runs import make_item, write_run  # noqa: E402
 
-from pipeline.blocklists import Screener  # noqa: E402
-from pipeline.config import load_config  # noqa: E402
-from pipeline.screening import rescreen  # noqa: E402
+from pipeline.lifecycle.rescreen import rescreen  # noqa: E402
+from pipeline.registry.config import load_config  # noqa: E402
+from pipeline.safety.hashlists import Screener  # noqa: E402
 
 RUN = "20260101T000000Z-bench0"
 

@@ -35,8 +35,9 @@ import pdqhash
 from PIL import Image
 
 from crawler.perceptual import _hex, pdq_hash
-from pipeline.blocklists import Screener, _ExactIndex, _PdqIndex, pdq_distance, unique_rows
-from pipeline.config import Config, Settings
+from pipeline.registry.config import Config, Settings
+from pipeline.safety.hashlists import Screener, unique_rows
+from pipeline.safety.matching import ExactIndex, PdqIndex, pdq_distance
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 SIZES = [(512, 512), (1024, 768)]
@@ -142,9 +143,9 @@ def section_match_time(queries: int) -> None:
 
 def _match_row(n: int, pdq_queries: list[str], exact_queries: list[bytes]) -> str:
     rows = unique_rows(random_rows(n, 32, n))
-    mih = _PdqIndex(rows, 31, brute=False)
-    brute = _PdqIndex(rows, 31, brute=True)
-    exact = _ExactIndex(rows)
+    mih = PdqIndex(rows, 31, brute=False)
+    brute = PdqIndex(rows, 31, brute=True)
+    exact = ExactIndex(rows)
     as_set = {bytes(r) for r in rows}
     t_mih = timed(lambda: [mih.nearest(q) for q in pdq_queries]) / len(pdq_queries)
     t_brute = timed(lambda: [brute.nearest(q) for q in pdq_queries[:20]]) / 20

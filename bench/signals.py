@@ -25,7 +25,7 @@ from PIL import Image
 from crawler.optout import Verdict, embedded_checks, header_checks, page_verdict
 from crawler.robots import RobotsPolicy
 from crawler.signals.agents import load_ai_agents
-from pipeline.config import Settings
+from pipeline.registry.config import Settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 

@@ -22,10 +22,10 @@ from crawler.images import (
     inspect_image,
 )
 from crawler.screening import CrawlScreen, Fetched
-from pipeline.config import Config, Source
-from pipeline.reasons import STAGE_SIGNALS
-from pipeline.runs import RunWriter
-from pipeline.scope import is_policy_url, url_in_prefixes
+from pipeline.registry.config import Config, Source
+from pipeline.registry.scope import is_policy_url, url_in_prefixes
+from pipeline.runs.reasons import STAGE_SIGNALS
+from pipeline.runs.writer import RunWriter
 
 logger = logging.getLogger(__name__)
 

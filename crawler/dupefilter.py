@@ -8,7 +8,7 @@ from scrapy.dupefilters import RFPDupeFilter
 
 from crawler.context import context_of
 from crawler.downloadermiddlewares.consent import META_PAGE, META_SOURCE
-from pipeline import reasons
+from pipeline.runs import reasons
 
 if TYPE_CHECKING:
     from scrapy import Request

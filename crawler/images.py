@@ -23,7 +23,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from pipeline import reasons
+from pipeline.runs import reasons
 
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 MIME = {

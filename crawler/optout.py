@@ -33,7 +33,7 @@ from crawler.signals.c2pa_manifest import (
 )
 from crawler.signals.htmlmeta import MAX_HTML_BYTES
 from crawler.signals.xmp import XmpInfo, check_xmp
-from pipeline.config import Settings
+from pipeline.registry.config import Settings
 
 
 @dataclass

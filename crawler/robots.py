@@ -30,7 +30,7 @@ from robotexclusionrulesparser import RobotExclusionRulesParser
 
 from crawler.signals import pathmatch
 from crawler.signals.robotsfile import RobotsFile, product_token
-from pipeline import reasons
+from pipeline.runs import reasons
 
 logger = logging.getLogger(__name__)
 

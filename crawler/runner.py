@@ -26,11 +26,11 @@ from crawler.context import CrawlContext, Registry, attach
 from crawler.images import DecodePool
 from crawler.screening import CrawlScreen, RedactImageUrls
 from crawler.spiders.sources import SourceSpider
-from pipeline import reasons
-from pipeline.blocklists import Screener
-from pipeline.config import Config, Source
-from pipeline.eligibility import Eligibility, check
-from pipeline.runs import RunWriter, sweep_abandoned_runs
+from pipeline.registry.config import Config, Source
+from pipeline.registry.eligibility import Eligibility, check
+from pipeline.runs import reasons
+from pipeline.runs.writer import RunWriter, sweep_abandoned_runs
+from pipeline.safety.hashlists import Screener
 
 logger = logging.getLogger(__name__)
 DECODE_WORKERS_ENV = "CLEARANCE_DECODE_WORKERS"

@@ -4,7 +4,7 @@ Every fetched image is matched (exact hashes, then PDQ) before anything about it
 recorded; every request URL is matched against URL lists before it is sent. On a hit:
 
 - the bytes are dropped (nothing keeps the response; Scrapy's HTTP cache and JOBDIR are off);
-- one incident record goes to ``data/incidents/`` (:mod:`pipeline.incidents`); the log says
+- one incident record goes to ``data/incidents/`` (:mod:`pipeline.safety.incidents`); the log says
   only ``withheld by blocklist <id>``;
 - the source is suspended in ``state.sqlite`` at once, and its queued requests are dropped;
 - neighbour expansion: items admitted earlier in the run whose PDQ lies within the threshold of
@@ -28,17 +28,17 @@ from typing import Any
 from scrapy.logformatter import LogFormatter, LogFormatterResult
 
 from crawler.exceptions import Refused
-from pipeline.blocklists import (
-    DEFAULT_PDQ_THRESHOLD,
-    Hit,
-    Screener,
-    pdq_distance,
-    pdq_within,
+from pipeline.registry.config import Config
+from pipeline.registry.state import State
+from pipeline.safety.hashlists import Screener
+from pipeline.safety.incidents import (
+    BLOCKLIST_MATCH,
+    NEIGHBOUR,
+    URL_LIST_MATCH,
+    Incident,
+    write_incident,
 )
-from pipeline.config import Config
-from pipeline.incidents import BLOCKLIST_MATCH, NEIGHBOUR, URL_LIST_MATCH, Incident, write_incident
-from pipeline.screening import reliable
-from pipeline.state import State
+from pipeline.safety.matching import DEFAULT_PDQ_THRESHOLD, Hit, pdq_distance, pdq_within, reliable
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,11 @@
-"""Clearance pipeline: configs, row models, run writers, manifest build and reports.
+"""Clearance pipeline: everything but the crawl, one package per stage of the flow.
 
-`pipeline` never imports `crawler` (except :mod:`pipeline.cli`, which wires both), so that
-building, curating and reporting work from runs alone on a machine that never crawled.
+    registry -> (crawler) -> runs -> safety -> build -> lifecycle -> reports, and cli on top
+
+Each package's docstring ends with the packages it may import (tests/test_architecture.py
+enforces it). `pipeline` never imports `crawler` (except :mod:`pipeline.cli`, which wires
+both), so that building, curating and reporting work from runs alone on a machine that never
+crawled. This module itself holds only version constants, which any package may import.
 """
 
 from __future__ import annotations

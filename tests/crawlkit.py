@@ -38,9 +38,12 @@ class CrawlResult:
         assert matches, f"no rejection for {url}; have {[r['url'] for r in self.rejections]}"
         return matches[0]
 
+    def rejections_of(self, url: str) -> list[tuple[str, str]]:
+        return [(r["reason"], r["detail"]) for r in self.rejections if r["url"] == url]
+
     def item(self, url: str) -> dict[str, Any]:
         matches = [r for r in self.items if r["url"] == url]
-        assert matches, f"no item for {url}; have {[r['url'] for r in self.items]}"
+        assert matches, f"no item for {url}; have {[r['url'] for r in self.items]}; rejected: {self.rejections_of(url)}; stderr: {self.stderr[-3000:]}"
         return matches[0]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.config import Config, load_config
+from pipeline.registry.config import Config, load_config
 
 EVIDENCE_SHA256 = "ab" * 32
 

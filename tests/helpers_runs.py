@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Source
-from pipeline.runs import RunWriter
+from pipeline.registry.config import Source
+from pipeline.runs.writer import RunWriter
 
 FETCHED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

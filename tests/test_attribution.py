@@ -1,4 +1,4 @@
-"""pipeline.attribution: the ATTRIBUTION file (`clearance report NAME --format attribution`)."""
+"""pipeline.reports.attribution: the ATTRIBUTION file (`report NAME --format attribution`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from helpers_config import source_doc, write_config
 from helpers_runs import make_item, write_run
 
-from pipeline.attribution import credit_line, licence_label, render_attribution
-from pipeline.build import build_manifest
-from pipeline.config import load_config
-from pipeline.report import render_report
+from pipeline.build.builder import build_manifest
+from pipeline.registry.config import load_config
+from pipeline.reports.attribution import credit_line, licence_label, render_attribution
+from pipeline.reports.formats import render_report
 
 AURORA = "https://aurora.example/gallery/"
 BIRCH = "https://birch.example/gallery/"
@@ -172,7 +172,7 @@ def test_cli_writes_the_attribution_file(tmp_path: Path) -> None:
 
 
 def test_a_crawl_credit_naming_its_page_is_not_given_a_second_source() -> None:
-    from pipeline.attribution import _credit
+    from pipeline.reports.attribution import _credit
 
     line = "Image is licensed under CC BY 4.0 (https://x). Source: https://h.example/page.html"
     row = {"url": "https://h.example/img/1.jpg", "attribution": line}

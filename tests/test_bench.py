@@ -85,7 +85,7 @@ def test_a_failing_clearance_cli_is_reported_with_its_stderr(
 
 
 def test_bench_configs_validate_with_signals_on_and_off(tmp_path: Path) -> None:
-    from pipeline.config import load_config
+    from pipeline.registry.config import load_config
 
     base = "http://127.0.0.1:9"
     on = load_config(bench_crawl.write_bench_configs(tmp_path / "on", base + "/", base, True))

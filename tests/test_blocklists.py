@@ -1,4 +1,4 @@
-"""Hash lists: parsing and validation, exact/PDQ/URL matching, permissions (pipeline.blocklists)."""
+"""Hash lists: parsing and validation, exact/PDQ/URL matching, permissions (pipeline.safety)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,16 @@ import numpy as np
 import pytest
 from conftest import write_config
 
-from pipeline.blocklists import (
-    DEFAULT_PDQ_THRESHOLD,
+from pipeline.registry.config import ConfigError, load_config
+from pipeline.safety.hashlists import (
     Screener,
     _parse_fast,
     _parse_fast_chunked,
     _parse_lines,
-    _PdqIndex,
-    normalise_url,
-    pdq_distance,
-    pdq_within,
     unique_rows,
 )
-from pipeline.config import ConfigError, load_config
+from pipeline.safety.matching import DEFAULT_PDQ_THRESHOLD, PdqIndex, pdq_distance, pdq_within
+from pipeline.safety.urls import normalise_url
 
 SHA256_A = hashlib.sha256(b"a").hexdigest()
 SHA256_B = hashlib.sha256(b"b").hexdigest()
@@ -279,10 +276,10 @@ def test_nearest_pdq_over_lists_wins(tmp_path: Path) -> None:
 @pytest.mark.parametrize("threshold", [31, 10, 47])
 def test_multi_index_agrees_with_brute_force(threshold: int) -> None:
     rng = np.random.default_rng(threshold)
-    rows = np.unique(rng.integers(0, 256, (_PdqIndex.BRUTE_MAX + 5000, 32), dtype=np.uint8),
+    rows = np.unique(rng.integers(0, 256, (PdqIndex.BRUTE_MAX + 5000, 32), dtype=np.uint8),
                      axis=0)
-    index = _PdqIndex(rows, threshold)
-    brute = _PdqIndex(rows[:100], threshold)
+    index = PdqIndex(rows, threshold)
+    brute = PdqIndex(rows[:100], threshold)
     brute.rows, brute.words = index.rows, index.words  # same data, brute-force path
     assert not index.brute and brute.brute
     queries = []
@@ -307,8 +304,8 @@ def test_multi_index_finds_differences_spread_over_every_chunk(
     # The worst case for the pigeonhole: every chunk but one differs in more bits than the
     # probe radius; the remaining chunk carries what is left of the threshold.
     rng = np.random.default_rng(threshold)
-    rows = unique_rows(rng.integers(0, 256, (_PdqIndex.BRUTE_MAX * 2, 32), dtype=np.uint8))
-    index = _PdqIndex(rows, threshold)
+    rows = unique_rows(rng.integers(0, 256, (PdqIndex.BRUTE_MAX * 2, 32), dtype=np.uint8))
+    index = PdqIndex(rows, threshold)
     assert not index.brute
     target = rows[17].tobytes().hex()
     for spared in range(16):  # which chunk gets the remainder

@@ -1,4 +1,4 @@
-"""pipeline.build: reproducible, atomic, conserving manifest versions."""
+"""pipeline.build.builder: reproducible, atomic, conserving manifest versions."""
 
 from __future__ import annotations
 
@@ -18,16 +18,17 @@ import pytest
 from helpers_config import settings_doc, source_doc, write_config, write_source
 from helpers_runs import FETCHED_AT, make_item, write_run
 
-from pipeline import SCHEMA_VERSION, build
-from pipeline.build import (
+from pipeline import SCHEMA_VERSION
+from pipeline.build import builder as build
+from pipeline.build.builder import (
     BuildError,
     build_manifest,
     latest_version,
     resolve_manifest,
     sha256_file,
 )
-from pipeline.config import Config, load_config
-from pipeline.schema import EXCLUSIONS_SCHEMA, ITEMS_SCHEMA
+from pipeline.registry.config import Config, load_config
+from pipeline.runs.schema import EXCLUSIONS_SCHEMA, ITEMS_SCHEMA
 
 
 def _rows(version_dir: Path) -> list[dict]:
@@ -460,8 +461,8 @@ def test_concurrent_builds_get_distinct_whole_versions(world):
 _CRASHING_BUILD = """
 import sys
 from pathlib import Path
-from pipeline.build import build_manifest
-from pipeline.config import load_config
+from pipeline.build.builder import build_manifest
+from pipeline.registry.config import load_config
 build_manifest(load_config(sys.argv[1]), Path(sys.argv[2]), "demo")
 """
 

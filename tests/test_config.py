@@ -18,7 +18,7 @@ import yaml
 from helpers_config import settings_doc, source_doc, write_config, write_source
 from mockserver import MockServer
 
-from pipeline.config import Config, ConfigError, ConfigProblem, load_config
+from pipeline.registry.config import Config, ConfigError, ConfigProblem, load_config
 
 SOURCE_FILE = "configs/sources/aurora-art.yaml"
 SETTINGS_FILE = "configs/clearance.yaml"
@@ -592,7 +592,7 @@ def test_cli_init_refuses_to_overwrite(tmp_path: Path) -> None:
 
 
 def _suspend_in_state(data_dir: Path, source_id: str) -> None:
-    from pipeline.state import State
+    from pipeline.registry.state import State
 
     data_dir.mkdir(parents=True, exist_ok=True)
     assert State(data_dir / "state.sqlite").suspend(source_id, "blocklist hit (test)")

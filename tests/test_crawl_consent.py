@@ -8,7 +8,7 @@ import pytest
 from crawlkit import local_source, page, run_crawl_cli, write_settings
 from mockserver import MockServer
 
-from pipeline import reasons
+from pipeline.runs import reasons
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from crawlkit import image_bytes, local_source, page, run_crawl_cli, write_settings
 from mockserver import MockServer
 
-from pipeline import reasons
-from pipeline.schema import ITEM_COLUMNS
+from pipeline.runs import reasons
+from pipeline.runs.schema import ITEM_COLUMNS
 
 
 def png_bomb(width: int = 20000, height: int = 20000) -> bytes:

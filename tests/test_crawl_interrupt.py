@@ -14,7 +14,7 @@ import pytest
 from crawlkit import image_bytes, local_source, page, write_settings
 from mockserver import MockServer
 
-from pipeline.runs import completed_runs
+from pipeline.runs.writer import completed_runs
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from crawlkit import image_bytes, local_source, page, run_crawl_cli, write_setti
 from mockserver import MockServer
 from PIL import Image
 
-from pipeline import reasons
-from pipeline.schema import ITEM_COLUMNS
+from pipeline.runs import reasons
+from pipeline.runs.schema import ITEM_COLUMNS
 
 CC_BY = "https://creativecommons.org/licenses/by/4.0/"
 CC_BY_SA = "https://creativecommons.org/licenses/by-sa/4.0/"

@@ -9,7 +9,7 @@ import pytest
 from crawlkit import image_bytes, local_source, page, run_crawl_cli, write_settings
 from mockserver import MockServer
 
-from pipeline import reasons
+from pipeline.runs import reasons
 
 DISALLOWED = [f"/site/private/p{i}.html" for i in range(6)]
 

@@ -26,8 +26,9 @@ from mockserver import MockServer
 from PIL import Image, ImageDraw, ImageFilter
 
 from crawler.perceptual import pdq_hash
-from pipeline.blocklists import normalise_url, pdq_distance
-from pipeline.state import State
+from pipeline.registry.state import State
+from pipeline.safety.matching import pdq_distance
+from pipeline.safety.urls import normalise_url
 
 
 def pattern(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
@@ -401,7 +402,7 @@ def test_incidents_list_gives_counts_only(screened):
 
 
 def test_incident_files_are_never_world_readable_even_with_a_loose_umask(tmp_path):
-    from pipeline.incidents import Incident, write_incident
+    from pipeline.safety.incidents import Incident, write_incident
 
     old = os.umask(0)
     try:

@@ -14,7 +14,7 @@ import pytest
 from crawlkit import image_bytes, local_source, page, run_crawl_cli, write_settings
 from mockserver import MockServer
 
-from pipeline import reasons
+from pipeline.runs import reasons
 
 ROBOTS_OK = "User-agent: *\nAllow: /\n"
 

@@ -16,10 +16,10 @@ from protego import Protego
 from crawler.demo.config import write_demo_configs
 from crawler.demo.server import serve_directory
 from crawler.demo.site import BOMB_SIDE, CASES, CC0, CC_BY_NC, NEVER_REQUESTED, generate_site
-from pipeline import reasons
-from pipeline.config import load_config
-from pipeline.eligibility import check
-from pipeline.scope import url_in_prefixes
+from pipeline.registry.config import load_config
+from pipeline.registry.eligibility import check
+from pipeline.registry.scope import url_in_prefixes
+from pipeline.runs import reasons
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = "http://127.0.0.1:8000"

@@ -52,7 +52,7 @@ def test_quick_start_is_two_commands_and_ci_runs_the_test_one():
 
 
 def test_every_reason_code_is_explained():
-    from pipeline import reasons
+    from pipeline.runs import reasons
 
     table = README.split("### Reason codes", 1)[1].split("##", 1)[0]
     for code in reasons.ALL:
@@ -60,7 +60,7 @@ def test_every_reason_code_is_explained():
 
 
 def test_columns_left_null_are_named_in_the_readme():
-    from pipeline.schema import NOT_YET_FILLED
+    from pipeline.runs.schema import NOT_YET_FILLED
 
     outputs = README.split("## Outputs", 1)[1]
     for column in NOT_YET_FILLED:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from helpers_config import settings_doc, source_doc
 
-from pipeline import reasons
-from pipeline.config import Settings, Source
-from pipeline.eligibility import Eligibility, check
+from pipeline.registry.config import Settings, Source
+from pipeline.registry.eligibility import Eligibility, check
+from pipeline.runs import reasons
 
 TODAY = date(2026, 6, 15)
 

@@ -1,4 +1,4 @@
-"""pipeline.filters: the BuildFilter base (counts, exclusion rows) and each build filter."""
+"""pipeline.build.filters: the BuildFilter base (counts, exclusion rows) and each build filter."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pytest
 from helpers_config import source_doc, write_config
 from helpers_runs import FETCHED_AT, make_item
 
-from pipeline.filters import (
+from pipeline.build.filters import (
     BuildFilter,
     ConsentFilter,
     DedupeFilter,
     LicenceFilter,
     default_filters,
 )
-from pipeline.schema import EXCLUSIONS_SCHEMA, ITEMS_SCHEMA
+from pipeline.runs.schema import EXCLUSIONS_SCHEMA, ITEMS_SCHEMA
 
 
 def _table(rows: list[dict]) -> pa.Table:

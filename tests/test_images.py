@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from crawler.images import ImageFacts, ImageRejected, inspect_image
-from pipeline import reasons
+from pipeline.runs import reasons
 
 MAX_PIXELS = 50_000_000
 

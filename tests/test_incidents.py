@@ -14,8 +14,10 @@ from helpers_runs import make_item
 
 from crawler.context import CrawlContext, Registry
 from crawler.screening import CrawlScreen, Fetched, QuietItems, RedactImageUrls
-from pipeline.blocklists import Screener
-from pipeline.incidents import (
+from pipeline.registry.state import State
+from pipeline.runs.writer import RunWriter
+from pipeline.safety.hashlists import Screener
+from pipeline.safety.incidents import (
     BLOCKLIST_MATCH,
     NEIGHBOUR,
     Incident,
@@ -24,8 +26,6 @@ from pipeline.incidents import (
     read_incidents,
     write_incident,
 )
-from pipeline.runs import RunWriter
-from pipeline.state import State
 
 BASE = "0f" * 32
 

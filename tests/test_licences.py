@@ -10,18 +10,20 @@ from pathlib import Path
 import pytest
 from parsel import Selector
 
-from pipeline.licences import (
+from pipeline.registry.licences import (
     PRESETS,
-    LicenceError,
-    NormalisedLicence,
     effective_allow,
     is_allowed,
+    more_restrictive,
+    preset_licences,
+)
+from pipeline.registry.spdx import (
+    LicenceError,
+    NormalisedLicence,
     is_licence_ref,
     licence_from_url,
-    more_restrictive,
     normalise_expression,
     normalise_licence,
-    preset_licences,
 )
 
 # --------------------------------------------------------------------------- normalise_expression
@@ -564,7 +566,7 @@ def _settings_with(tmp_path: Path, licences: dict[str, object]) -> Path:
 
 
 def test_config_preset_expands_into_effective(tmp_path: Path) -> None:
-    from pipeline.config import load_config
+    from pipeline.registry.config import load_config
 
     root = _settings_with(tmp_path, {"allow": ["MIT"], "preset": "commercial-ai-training"})
     policy = load_config(root).settings.licences
@@ -575,7 +577,7 @@ def test_config_preset_expands_into_effective(tmp_path: Path) -> None:
 
 
 def test_config_preset_list_and_allow_alone(tmp_path: Path) -> None:
-    from pipeline.config import load_config
+    from pipeline.registry.config import load_config
 
     root = _settings_with(tmp_path, {"preset": ["commercial-ai-training", "research"]})
     policy = load_config(root).settings.licences
@@ -588,7 +590,7 @@ def test_config_preset_list_and_allow_alone(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("preset", ["anything-goes", ["research", "anything-goes"]])
 def test_config_unknown_preset_is_a_config_error(tmp_path: Path, preset: object) -> None:
-    from pipeline.config import ConfigError, load_config
+    from pipeline.registry.config import ConfigError, load_config
 
     root = _settings_with(tmp_path, {"allow": ["CC0-1.0"], "preset": preset})
     with pytest.raises(ConfigError) as info:
@@ -606,7 +608,7 @@ def test_config_unknown_preset_is_a_config_error(tmp_path: Path, preset: object)
      "Alle Rechte vorbehalten", "Tous droits réservés", "© Jane. All Rights Reserved. CC BY 4.0"],
 )
 def test_text_reserving_all_rights_is_the_all_rights_reserved_ref(text: str) -> None:
-    from pipeline.licences import ALL_RIGHTS_RESERVED
+    from pipeline.registry.spdx import ALL_RIGHTS_RESERVED
 
     found = normalise_licence(text)
     assert (found.spdx, found.known) == (ALL_RIGHTS_RESERVED, False)

@@ -1,10 +1,10 @@
-"""pipeline.manifests: names, NAME@vN references and version lookup."""
+"""pipeline.build.versions: names, NAME@vN references and version lookup."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline.manifests import check_name, latest_version, read_manifest, resolve_manifest
+from pipeline.build.versions import check_name, latest_version, read_manifest, resolve_manifest
 
 
 def test_names():

@@ -17,8 +17,9 @@ from conftest import write_config
 from PIL import Image, ImageDraw
 
 from crawler.perceptual import pdq_dihedral, pdq_hash, pdq_hash_and_dihedral
-from pipeline.blocklists import DEFAULT_PDQ_THRESHOLD, Screener, pdq_distance
-from pipeline.config import load_config
+from pipeline.registry.config import load_config
+from pipeline.safety.hashlists import Screener
+from pipeline.safety.matching import DEFAULT_PDQ_THRESHOLD, pdq_distance
 
 FIXTURE_JPEG = "images/c2pa/adobe-20220124-A.jpg"  # 1024x683 photo, PDQ quality 100
 

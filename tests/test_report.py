@@ -1,4 +1,4 @@
-"""pipeline.report: Markdown and JSON provenance reports checked against the built manifest."""
+"""pipeline.reports: Markdown and JSON provenance reports checked against the built manifest."""
 
 from __future__ import annotations
 
@@ -13,15 +13,10 @@ import pytest
 from helpers_config import source_doc, write_config, write_source
 from helpers_runs import make_item, make_rejection, write_run
 
-from pipeline.build import build_manifest
-from pipeline.config import load_config
-from pipeline.report import (
-    FORMATS,
-    PLANNED_FORMATS,
-    ReportFormatError,
-    build_report,
-    render_report,
-)
+from pipeline.build.builder import build_manifest
+from pipeline.registry.config import load_config
+from pipeline.reports.formats import FORMATS, PLANNED_FORMATS, ReportFormatError, render_report
+from pipeline.reports.provenance import build_report
 
 
 @pytest.fixture
@@ -200,7 +195,7 @@ def test_formats(built):
 
 
 def test_markdown_cells_are_escaped():
-    from pipeline.report import _table
+    from pipeline.reports.markdown import _table
 
     lines = _table(["a", "b"], [["x | y", "two\nlines"]])
     assert lines[2] == "| x \\| y | two lines |"

@@ -143,7 +143,7 @@ def test_the_licence_stage_reuses_the_c2pa_store_the_opt_out_check_read(shared_f
     import crawler.rights.embedded as embedded_module
     from crawler.optout import embedded_checks
     from crawler.rights.embedded import with_rights
-    from pipeline.config import Settings
+    from pipeline.registry.config import Settings
 
     settings = Settings.model_validate(settings_doc())
     body = fixture(shared_fixtures, "c2pa", "adobe-20220124-C.jpg")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from crawler.rights.evidence import EMBEDDED, IMAGE, PAGE, Evidence, licence_evidence
 from crawler.rights.resolve import resolve
-from pipeline import reasons
-from pipeline.attribution import credit_line, licence_label
+from pipeline.reports.attribution import credit_line, licence_label
+from pipeline.runs import reasons
 
 ALLOW = ("CC0-1.0", "CC-BY-4.0", "CC-BY-SA-4.0")
 CC_BY = "https://creativecommons.org/licenses/by/4.0/"

@@ -21,7 +21,7 @@ from crawler.robots import (
     parse_groups,
 )
 from crawler.signals.agents import load_ai_agents
-from pipeline import reasons
+from pipeline.runs import reasons
 
 TOKEN = "ClearanceBot"
 HOST = "https://h.example"

@@ -18,9 +18,10 @@ import pytest
 from helpers_config import source_doc
 from helpers_runs import make_item, make_rejection
 
-import pipeline.runs as runs_module
-from pipeline.config import Source
-from pipeline.runs import (
+import pipeline.runs.writer as runs_module
+from pipeline.registry.config import Source
+from pipeline.runs.schema import ITEMS_SCHEMA, REJECTIONS_SCHEMA
+from pipeline.runs.writer import (
     ITEMS_FILE,
     LOCK_FILE,
     REJECTIONS_FILE,
@@ -31,7 +32,6 @@ from pipeline.runs import (
     new_run_id,
     sweep_abandoned_runs,
 )
-from pipeline.schema import ITEMS_SCHEMA, REJECTIONS_SCHEMA
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -338,8 +338,8 @@ CRASH = textwrap.dedent(
     sys.path.insert(0, sys.argv[3])
     from helpers_config import source_doc
     from helpers_runs import make_item, make_rejection
-    from pipeline.config import Source
-    from pipeline.runs import RunWriter, _BATCH_ROWS
+    from pipeline.registry.config import Source
+    from pipeline.runs.writer import RunWriter, _BATCH_ROWS
 
     source = Source.model_validate(source_doc("aurora-art"))
     writer = RunWriter(Path(sys.argv[1]), sys.argv[2])

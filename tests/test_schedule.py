@@ -1,4 +1,4 @@
-"""pipeline.schedule: cron per source, last run from state, eligibility gates."""
+"""pipeline.lifecycle.schedule: cron per source, last run from state, eligibility gates."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from helpers_config import source_doc, write_config
 
-from pipeline.schedule import due_sources, next_fire, schedule_table
-from pipeline.state import State
+from pipeline.lifecycle.schedule import due_sources, next_fire, schedule_table
+from pipeline.registry.state import State
 
 WEEKLY = "0 3 * * 1"  # Mondays 03:00 UTC
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.scope import POLICY_PATHS, is_policy_url, origin, url_in_prefix, url_in_prefixes
+from pipeline.registry.scope import (
+    POLICY_PATHS,
+    is_policy_url,
+    origin,
+    url_in_prefix,
+    url_in_prefixes,
+)
 
 GALLERY = "https://a.example/gallery/"
 

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 from helpers_config import settings_doc, source_doc, write_config
 from helpers_runs import make_item, make_rejection, write_run
 
-from pipeline.build import build_manifest, sha256_file
-from pipeline.state import State
+from pipeline.build.builder import build_manifest, sha256_file
+from pipeline.registry.state import State
 
 RUN = "20260102T030405Z-aaaaaa"
 BASE_PDQ = "f" * 16 + "0" * 16 + "a5" * 8 + "3c" * 8
@@ -161,7 +161,7 @@ def test_url_lists_reach_rejections_exclusions_and_page_urls(tmp_path: Path):
     write_run(tmp_path / "data", RUN, [on_listed_page, clean], [link, other])
     folder = tmp_path / "configs" / "blocklists"
     folder.mkdir()
-    from pipeline.blocklists import normalise_url
+    from pipeline.safety.urls import normalise_url
 
     (folder / "urls.txt").write_text("".join(
         hashlib.sha256(normalise_url(u).encode()).hexdigest() + "\n"

@@ -20,7 +20,7 @@ from crawler.signals.aipref import (
 )
 from crawler.signals.pathmatch import PathPattern, glob_match, normalise
 from crawler.signals.robotsfile import RobotsFile
-from pipeline.reasons import ALL, CONTENT_USAGE_DISALLOWED
+from pipeline.runs.reasons import ALL, CONTENT_USAGE_DISALLOWED
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 

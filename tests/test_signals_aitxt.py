@@ -8,7 +8,7 @@ import pytest
 
 from crawler.signals import ALLOW, DENY, NONE
 from crawler.signals.aitxt import CHECK, AiTxt, AiTxtError, file_absent, file_unreadable
-from pipeline.reasons import AI_TXT_DISALLOWED, ALL
+from pipeline.runs.reasons import AI_TXT_DISALLOWED, ALL
 
 TOKEN = "ClearanceBot"
 

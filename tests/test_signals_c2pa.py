@@ -29,7 +29,7 @@ from crawler.signals.c2pa_manifest import (
     read_c2pa,
     remote_manifest_url,
 )
-from pipeline.reasons import ALL, C2PA_TRAINING_NOT_ALLOWED
+from pipeline.runs.reasons import ALL, C2PA_TRAINING_NOT_ALLOWED
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = REPO.parent / "shared" / "fixtures" / "images"

@@ -21,7 +21,7 @@ from crawler.signals.tdmrep import (
     from_headers,
     from_html_meta,
 )
-from pipeline.reasons import ALL, TDM_RESERVED
+from pipeline.runs.reasons import ALL, TDM_RESERVED
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "tdmrep"
 

@@ -23,7 +23,7 @@ from crawler.signals.xmp import (
     xmp_unreadable,
 )
 from crawler.signals.xmppackets import MAX_PACKET_BYTES
-from pipeline.reasons import ALL, IPTC_DATA_MINING_PROHIBITED, MINOR_DEPICTED
+from pipeline.runs.reasons import ALL, IPTC_DATA_MINING_PROHIBITED, MINOR_DEPICTED
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "images"
 

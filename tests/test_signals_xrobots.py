@@ -15,7 +15,7 @@ from crawler.signals.xrobots import (
     from_html_meta,
     parse_directives,
 )
-from pipeline.reasons import ALL, META_NOAI, X_ROBOTS_NOAI
+from pipeline.runs.reasons import ALL, META_NOAI, X_ROBOTS_NOAI
 
 TOKEN = "ClearanceBot"
 

@@ -1,4 +1,4 @@
-"""pipeline.state: schedule runs, suspensions and the run registry in state.sqlite."""
+"""pipeline.registry.state: schedule runs, suspensions and the run registry in state.sqlite."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from pipeline.state import SCHEMA_VERSION, State, StateError
+from pipeline.registry.state import SCHEMA_VERSION, State, StateError
 
 T0 = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
 

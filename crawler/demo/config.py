@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.config import SETTINGS_FILE, SOURCES_DIR
+from pipeline.registry.config import SETTINGS_FILE, SOURCES_DIR
 
 USER_AGENT = "ClearanceBot/0.1 (+https://example.org/clearance-bot)"
 ROBOTS_TOKEN = "ClearanceBot"

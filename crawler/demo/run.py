@@ -21,9 +21,9 @@ from crawler.demo.config import write_demo_configs
 from crawler.demo.server import serve_directory
 from crawler.demo.site import NEVER_REQUESTED, generate_site
 from crawler.runner import plan_crawl, run_crawl
-from pipeline.build import build_manifest
-from pipeline.config import load_config
-from pipeline.report import render_report
+from pipeline.build.builder import build_manifest
+from pipeline.registry.config import load_config
+from pipeline.reports.formats import render_report
 
 MARKER = ".clearance-demo"
 MANIFEST = "demo"

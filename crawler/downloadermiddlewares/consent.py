@@ -19,7 +19,7 @@ from crawler.context import META_PAGE, META_SOURCE, CrawlContext, context_of
 from crawler.exceptions import Refused
 from crawler.netguard import Resolver, non_public
 from crawler.screening import Dropped
-from pipeline import reasons
+from pipeline.runs import reasons
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

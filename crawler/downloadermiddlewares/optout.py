@@ -22,7 +22,7 @@ from crawler.downloadermiddlewares.robots import evidence, located, record_signa
 from crawler.exceptions import Refused
 from crawler.policyfiles import OriginPolicies, PolicyParseError
 from crawler.signals import SignalResult, aitxt, tdmrep
-from pipeline import reasons
+from pipeline.runs import reasons
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

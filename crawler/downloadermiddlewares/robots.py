@@ -24,7 +24,7 @@ from crawler.robots import ROBOTS_MAX_BYTES, RobotsPolicy
 from crawler.signals import ALLOW, DENY, NONE, SignalResult
 from crawler.signals.agents import load_ai_agents
 from crawler.signals.aipref import content_usage_from_robots
-from pipeline import reasons
+from pipeline.runs import reasons
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

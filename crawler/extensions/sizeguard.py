@@ -36,10 +36,15 @@ class SizeGuard:
     def _limit(self, request: Request) -> int:
         return int(request.meta.get("download_maxsize") or self.max_bytes)
 
-    def headers_received(self, headers: Any, body_length: int, request: Request,
+    def headers_received(self, headers: Any, body_length: int | str | None, request: Request,
                          **kwargs: Any) -> None:
         limit = self._limit(request)
-        if limit and body_length is not None and body_length > limit:
+        try:  # some download handlers pass the Content-Length header as it was sent (a str)
+            declared = None if body_length is None else int(body_length)
+        except ValueError:
+            declared = None  # a malformed length: bytes_received still bounds the body
+        if limit and declared is not None and declared > limit:
+            body_length = declared
             request.meta[META_TOO_LARGE] = (
                 f"declared Content-Length {body_length} exceeds limits.max_bytes={limit}; "
                 "download not started"

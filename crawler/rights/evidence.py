@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pipeline import licences
+from pipeline.registry import spdx
 
 # licence_source values (README "Outputs"); jsonld/microdata/rdfa extend the contract list.
 XMP, IPTC, C2PA = "xmp", "iptc", "c2pa"
@@ -69,7 +69,8 @@ class Named:
 
 
 def name_licence(value: str | None) -> Named:
-    """``pipeline.licences.normalise_licence`` (URL, SPDX id or free-text name) on a raw value."""
+    """``pipeline.registry.spdx.normalise_licence`` (URL, SPDX id or free-text name) on a raw
+    value."""
     if value is None or not value.strip():
         return Named(None, None, False)
     return _named(value.strip())
@@ -77,7 +78,7 @@ def name_licence(value: str | None) -> Named:
 
 @lru_cache(maxsize=4096)
 def _named(value: str) -> Named:  # a gallery repeats one licence URL on every image
-    result = licences.normalise_licence(value)
+    result = spdx.normalise_licence(value)
     return Named(result.spdx, result.url, result.known)
 
 

@@ -9,13 +9,14 @@ Precedence (most specific first): embedded (XMP, then IPTC IIM, then C2PA) > per
   (a ``LicenseRef-`` the policy does not list: ``no_licence``, as in the build).
 * several different licences: if any is not allowed, ``licence_conflict`` with every piece
   (source, licence, raw) in ``detail``; if all are allowed, the more restrictive is kept
-  (``pipeline.licences.more_restrictive``) and ``licence_disagreement`` says who said what.
+  (``pipeline.registry.licences.more_restrictive``) and ``licence_disagreement`` says who said
+  what.
 * no licence named and no default: ``no_licence``, with any rights text found in ``detail``.
 
 The credit line follows Creative Commons' recommended title-author-source-licence form:
 ``"Title" by Creator is licensed under CC BY 4.0 (https://...). Source: URL``; a part that no
 evidence gives is left out, never invented. The line is composed by
-:func:`pipeline.attribution.credit_line`, the same function the ATTRIBUTION report uses.
+:func:`pipeline.reports.attribution.credit_line`, the same function the ATTRIBUTION report uses.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from functools import reduce
 from typing import Any
 
 from crawler.rights.evidence import DEFAULT, SOURCE_DEFAULT, Evidence
-from pipeline import licences, reasons
-from pipeline.attribution import credit_line
+from pipeline.registry import licences, spdx
+from pipeline.reports.attribution import credit_line
+from pipeline.runs import reasons
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Decision:
 def allowed(licence: str, allow: tuple[str, ...] | list[str]) -> bool:
     try:
         return licences.is_allowed(licence, allow)
-    except licences.LicenceError:
+    except spdx.LicenceError:
         return False  # a LicenseRef or invalid expression is allowed only when listed verbatim
 
 
@@ -84,7 +86,7 @@ def resolve(evidence: list[Evidence], allow: tuple[str, ...] | list[str],
     disagreement = None
     if len(distinct) == 1:
         licence = distinct[0]
-        if licence == licences.ALL_RIGHTS_RESERVED and not allowed(licence, allow):
+        if licence == spdx.ALL_RIGHTS_RESERVED and not allowed(licence, allow):
             return Decision(
                 reason=reasons.LICENCE_NOT_ALLOWED,
                 detail=f"the rights holder reserves all rights; evidence: {_listing(naming)}",

@@ -22,7 +22,7 @@ class SignalResult:
     check: str  # switch name in clearance.yaml `signals:` (e.g. "tdmrep", "c2pa")
     decision: str  # ALLOW | DENY | NONE | OFF
     found: str | None = None  # raw evidence (header value, rule line, JSON entry, XMP value)
-    reason: str | None = None  # reason code from pipeline.reasons when decision == DENY
+    reason: str | None = None  # reason code from pipeline.runs.reasons when decision == DENY
     detail: str | None = None  # human-readable: where it was found, why, parse error
     error: bool = False  # True when DENY comes from a failure to read the signal
 
@@ -31,7 +31,7 @@ class SignalResult:
         return self.decision == DENY
 
     def as_row(self) -> dict[str, object]:
-        """The `signals` column entry (pipeline.schema.SignalCheck)."""
+        """The `signals` column entry (pipeline.runs.schema.SignalCheck)."""
         return {
             "check": self.check,
             "ran": self.decision != OFF,

@@ -43,7 +43,7 @@ from http_sfv import Dictionary, Token
 from crawler.signals import ALLOW, DENY, NONE, SignalResult, clip, header_values, unreadable
 from crawler.signals.pathmatch import PathPattern, normalise
 from crawler.signals.robotsfile import RobotsFile
-from pipeline.reasons import CONTENT_USAGE_DISALLOWED
+from pipeline.runs.reasons import CONTENT_USAGE_DISALLOWED
 
 CHECK = "content_usage"
 HEADER = "Content-Usage"

@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlsplit
 from crawler.signals import ALLOW, DENY, NONE, SignalResult, clip, unreadable
 from crawler.signals.pathmatch import PathPattern, normalise
 from crawler.signals.robotsfile import MAX_CHARS, RobotsFile
-from pipeline.reasons import AI_TXT_DISALLOWED
+from pipeline.runs.reasons import AI_TXT_DISALLOWED
 
 CHECK = "ai_txt"
 PATH = "/ai.txt"

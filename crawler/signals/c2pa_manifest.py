@@ -40,7 +40,7 @@ import c2pa
 
 from crawler.signals import ALLOW, DENY, NONE, SignalResult, clip, unreadable
 from crawler.signals.xmp import XmpError, read_xmp
-from pipeline.reasons import C2PA_TRAINING_NOT_ALLOWED
+from pipeline.runs.reasons import C2PA_TRAINING_NOT_ALLOWED
 
 CHECK = "c2pa"
 

@@ -45,7 +45,7 @@ from crawler.signals import (
 )
 from crawler.signals.htmlmeta import meta_tags
 from crawler.signals.pathmatch import PathPattern, normalise
-from pipeline.reasons import TDM_RESERVED
+from pipeline.runs.reasons import TDM_RESERVED
 
 CHECK = "tdmrep"
 WELL_KNOWN_PATH = "/.well-known/tdmrep.json"

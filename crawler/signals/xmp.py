@@ -34,7 +34,7 @@ from defusedxml import DefusedXmlException
 
 from crawler.signals import ALLOW, DENY, NONE, OFF, SignalResult, clip, unreadable
 from crawler.signals.xmppackets import XmpError, find_packets
-from pipeline.reasons import IPTC_DATA_MINING_PROHIBITED, MINOR_DEPICTED
+from pipeline.runs.reasons import IPTC_DATA_MINING_PROHIBITED, MINOR_DEPICTED
 
 CHECK = "xmp"
 

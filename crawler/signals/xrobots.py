@@ -27,7 +27,7 @@ from typing import Any
 
 from crawler.signals import DENY, NONE, SignalResult, clip, header_values, unreadable
 from crawler.signals.htmlmeta import meta_tags
-from pipeline.reasons import META_NOAI, X_ROBOTS_NOAI
+from pipeline.runs.reasons import META_NOAI, X_ROBOTS_NOAI
 
 HEADER_CHECK = "x_robots_tag"
 META_CHECK = "meta_robots"

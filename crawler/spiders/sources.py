@@ -40,7 +40,7 @@ from crawler.rights.markup import PageMarkup, page_markup, scoped_evidence
 from crawler.rights.resolve import resolve
 from crawler.signals import OFF, SignalResult
 from crawler.signals.c2pa_manifest import C2paInfo, c2pa_signals
-from pipeline import reasons
+from pipeline.runs import reasons
 
 logger = logging.getLogger(__name__)
 

@@ -4,6 +4,8 @@ Library exceptions become one clear message at the edge: malformed configs exit 
 ``file: key: problem`` lines; bad arguments exit 2; work that fails exits 1. This package is the
 one place that wires `pipeline` and `crawler` together (commands that crawl import the crawler
 lazily, so build/report work on a machine with runs only).
+
+May import: everything, and crawler.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, NoReturn
 import click
 
 from pipeline import __version__
-from pipeline.config import Config, ConfigError, load_config
+from pipeline.registry.config import Config, ConfigError, load_config
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -37,7 +39,7 @@ class Env:
             sys.exit(EXIT_BAD_INPUT)
 
     def state(self):  # type: ignore[no-untyped-def]
-        from pipeline.state import State
+        from pipeline.registry.state import State
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return State(self.data_dir / "state.sqlite")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import click
 
-from pipeline.blocklists import Screener
 from pipeline.cli import EXIT_BAD_INPUT, Env, cli, emit_json, fail
-from pipeline.config import Config, ConfigError
-from pipeline.eligibility import check
-from pipeline.starter import write_starter
+from pipeline.registry.config import Config, ConfigError
+from pipeline.registry.eligibility import check
+from pipeline.registry.starter import write_starter
+from pipeline.safety.hashlists import Screener
 
 
 @cli.command()

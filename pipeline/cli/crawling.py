@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from pipeline.cli import EXIT_BAD_INPUT, EXIT_FAILED, Env, cli, emit_json, fail
-from pipeline.config import Config
+from pipeline.registry.config import Config
 
 
 def crawl_once(
@@ -21,8 +21,8 @@ def crawl_once(
 ) -> dict[str, Any]:
     """Run one crawl in this process and register it in state.sqlite."""
     from crawler.runner import plan_crawl, run_crawl
-    from pipeline.blocklists import Screener
-    from pipeline.config import ConfigError
+    from pipeline.registry.config import ConfigError
+    from pipeline.safety.hashlists import Screener
 
     try:
         screener = Screener.load(config)
@@ -118,7 +118,7 @@ def schedule() -> None:
 @click.pass_obj
 def schedule_list(env: Env, as_json: bool) -> None:
     """Show each source's schedule, last run and next due time."""
-    from pipeline.schedule import schedule_table
+    from pipeline.lifecycle.schedule import schedule_table
 
     config = env.config()
     rows = [e.as_dict() for e in schedule_table(config, env.state(), datetime.now(UTC))]
@@ -145,7 +145,7 @@ def schedule_run(env: Env, once: bool, max_iterations: int | None, concurrency: 
     Without --once it sleeps until the next due time, each crawl in a child process
     (Scrapy's reactor runs once per process).
     """
-    from pipeline.schedule import due_sources, schedule_table
+    from pipeline.lifecycle.schedule import due_sources, schedule_table
 
     config = env.config()
     if once:

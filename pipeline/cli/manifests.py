@@ -26,7 +26,7 @@ def build(env: Env, name: str, run_ids: tuple[str, ...], as_json: bool) -> None:
     Example:
       clearance build my-set --runs 20261121T101500Z-ab12cd
     """
-    from pipeline.build import build_manifest
+    from pipeline.build.builder import build_manifest
 
     config = env.config()
     suspended = env.state().suspended_ids()
@@ -65,7 +65,7 @@ def report(env: Env, ref: str, fmt: str, out: Path | None) -> None:
       clearance report my-set@v2 --format md --out report.md
       clearance report my-set --format attribution --out ATTRIBUTION
     """
-    from pipeline.report import FORMATS, PLANNED_FORMATS, render_report
+    from pipeline.reports.formats import FORMATS, PLANNED_FORMATS, render_report
 
     if fmt not in FORMATS:
         planned = f" ({fmt} is planned, not built yet)" if fmt in PLANNED_FORMATS else ""

@@ -32,9 +32,9 @@ def screen(env: Env, run_ids: tuple[str, ...], manifests: tuple[str, ...],
       clearance screen
       clearance screen --runs 20260101T000000Z-abc123 --manifest my-set --json
     """
-    from pipeline.blocklists import Screener
-    from pipeline.config import ConfigError
-    from pipeline.screening import rescreen
+    from pipeline.lifecycle.rescreen import rescreen
+    from pipeline.registry.config import ConfigError
+    from pipeline.safety.hashlists import Screener
 
     config = env.config()
     try:
@@ -86,7 +86,7 @@ def incidents_list(env: Env, as_json: bool) -> None:
     Example:
       clearance incidents list
     """
-    from pipeline.incidents import incident_counts
+    from pipeline.safety.incidents import incident_counts
 
     try:
         counts = incident_counts(env.data_dir)

@@ -7,7 +7,7 @@ from datetime import date
 import click
 
 from pipeline.cli import EXIT_BAD_INPUT, Env, cli, emit_json, fail
-from pipeline.eligibility import check
+from pipeline.registry.eligibility import check
 
 
 @cli.group()

@@ -2,7 +2,7 @@
 
 Every problem is reported as ``file: key: problem`` (:class:`ConfigError`), all of them at once,
 so a curator can fix a config directory in one pass. Well-formed but ineligible sources (expired,
-revoked, lapsed age verification) are *not* errors here: see :mod:`pipeline.eligibility`.
+revoked, lapsed age verification) are *not* errors here: see :mod:`pipeline.registry.eligibility`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from pydantic import (
     field_validator,
 )
 
-from pipeline.licences import PRESETS as LICENCE_PRESETS
-from pipeline.licences import LicenceError, effective_allow, normalise_expression
+from pipeline.registry.licences import PRESETS as LICENCE_PRESETS
+from pipeline.registry.licences import effective_allow
+from pipeline.registry.spdx import LicenceError, normalise_expression
 
 SETTINGS_FILE = "clearance.yaml"
 SOURCES_DIR = "sources"
@@ -95,10 +96,10 @@ class SignalSwitches(_Strict):
         return [name for name, on in self.model_dump().items() if not on]
 
 class Blocklist(_Strict):
-    """One hash list; its lines are parsed and checked by :mod:`pipeline.blocklists`."""
+    """One hash list; its lines are parsed and checked by :mod:`pipeline.safety.hashlists`."""
 
     id: SourceId
-    # url-* lists hold hashes of normalised URLs (pipeline.blocklists.normalise_url).
+    # url-* lists hold hashes of normalised URLs (pipeline.safety.hashlists.normalise_url).
     kind: Literal["sha256", "md5", "sha1", "pdq", "url-sha256", "url-sha1", "url-md5"]
     path: NonEmpty
     threshold: int | None = Field(default=None, ge=0, le=256)
@@ -240,7 +241,7 @@ class Source(_Strict):
     @field_validator("scope")
     @classmethod
     def _scope_covers_start_urls(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        from pipeline.scope import url_in_prefixes
+        from pipeline.registry.scope import url_in_prefixes
 
         start_urls = info.data.get("start_urls") or []
         uncovered = [u for u in start_urls if not url_in_prefixes(u, value)]

@@ -17,11 +17,12 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import reasons
-from pipeline.config import Config
-from pipeline.eligibility import Eligibility, check
-from pipeline.licences import LicenceError, effective_allow, is_allowed, is_licence_ref
-from pipeline.schema import EXCLUSIONS_SCHEMA
+from pipeline.registry.config import Config
+from pipeline.registry.eligibility import Eligibility, check
+from pipeline.registry.licences import effective_allow, is_allowed
+from pipeline.registry.spdx import LicenceError, is_licence_ref
+from pipeline.runs import reasons
+from pipeline.runs.schema import EXCLUSIONS_SCHEMA
 
 Keep = Literal[True]
 Drop = tuple[Literal[False], str, str | None]

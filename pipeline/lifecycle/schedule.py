@@ -14,9 +14,9 @@ from typing import Any
 
 from croniter import croniter
 
-from pipeline.config import Config
-from pipeline.eligibility import check
-from pipeline.state import State
+from pipeline.registry.config import Config
+from pipeline.registry.eligibility import check
+from pipeline.registry.state import State
 
 DUE = "due"
 WAITING = "waiting"

@@ -1,14 +1,13 @@
-"""SPDX licences: normalisation of URLs, ids and names, the allow-list test, presets, ranking.
+"""SPDX licences: parsing, and normalisation of licence URLs, ids and names to SPDX.
 
 Parsing is license-expression's job (SPDX list, case folding, `+` and `WITH`); this module adds
 what a dataset builder needs on top: licence URLs and common names found in pages and metadata
-mapped to SPDX ids (:func:`normalise_licence`), the question "may this expression be used under
-the allow list?" (:func:`is_allowed`), the named presets of ``licences.preset`` and the
-"more restrictive of two" rule used when two pieces of evidence disagree.
+mapped to SPDX ids (:func:`normalise_licence`).
 
 Nothing is guessed: a licence SPDX does not list keeps its identity as a ``LicenseRef-`` id
 (``LicenseRef-CC-BY-2.0-DE`` for a Creative Commons port SPDX lacks, ``LicenseRef-<slug>`` for
-any other URL) and is allowed only where the allow list names it verbatim.
+any other URL) and is allowed only where the allow list names it verbatim. What the allow
+list admits, the presets and the ranking are :mod:`pipeline.registry.licences`.
 """
 
 from __future__ import annotations
@@ -20,12 +19,8 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from license_expression import (
-    AND,
-    OR,
     ExpressionError,
     LicenseExpression,
-    LicenseSymbol,
-    LicenseWithExceptionSymbol,
     get_spdx_licensing,
 )
 
@@ -60,7 +55,7 @@ def _ref_prefix(match: re.Match[str]) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _parse(value: str) -> LicenseExpression:
+def parse_expression(value: str) -> LicenseExpression:
     text = _REF_PREFIX.sub(_ref_prefix, value.strip())
     if not text:
         raise LicenceError("empty licence expression")
@@ -86,7 +81,7 @@ def normalise_expression(value: str) -> str:
 
     ``LicenseRef-...`` ids are valid SPDX and kept (prefix in canonical case, id as given).
     """
-    return str(_parse(value).render())
+    return str(parse_expression(value).render())
 
 
 def _refs(expr: LicenseExpression) -> list[str]:
@@ -95,12 +90,12 @@ def _refs(expr: LicenseExpression) -> list[str]:
 
 def is_licence_ref(expression: str) -> bool:
     """True when every id of the expression is a ``LicenseRef-`` (no SPDX-listed licence)."""
-    keys = [s.key for s in _licensing().license_symbols(_parse(expression))]
+    keys = [s.key for s in _licensing().license_symbols(parse_expression(expression))]
     return bool(keys) and all(_REF.match(k) for k in keys)
 
 
 @lru_cache(maxsize=1)
-def _spdx_ids() -> frozenset[str]:
+def spdx_ids() -> frozenset[str]:
     return frozenset(str(k) for k in _licensing().known_symbols)
 
 
@@ -144,7 +139,7 @@ def _cc_id(code: str, version: str, port: str | None) -> str | None:
     if port is not None and (port not in _CC_PORTS or version == "4.0"):
         return None
     candidate = f"CC-{element}-{version}" + (f"-{port.upper()}" if port else "")
-    return candidate if candidate in _spdx_ids() else f"LicenseRef-{candidate}"
+    return candidate if candidate in spdx_ids() else f"LicenseRef-{candidate}"
 
 
 def _url_ref(parts_host: str, path: str, query: str) -> str:
@@ -182,7 +177,7 @@ def _from_url(url: str) -> str | None:
                 return spdx
     elif host == "spdx.org":
         match = re.match(r"^/licenses/([A-Za-z0-9.+-]+?)(?:\.html|\.json)?/?$", raw_path)
-        if match and match[1] in _spdx_ids():
+        if match and match[1] in spdx_ids():
             return match[1]
     return _url_ref(host, raw_path, parts.query)
 
@@ -199,7 +194,7 @@ def licence_from_url(url: str) -> str | None:
     if not _looks_like_url(text):
         return None
     found = _from_url(text)
-    return found if found is not None and found in _spdx_ids() else None
+    return found if found is not None and found in spdx_ids() else None
 
 
 def _looks_like_url(text: str) -> bool:
@@ -280,7 +275,7 @@ def _from_text(text: str, need_prefix: bool = True) -> str | None:
             return spdx
     if " " not in words:  # "MIT License" -> "mit"
         try:
-            return str(_parse(words).render())
+            return str(parse_expression(words).render())
         except LicenceError:
             pass
     return _cc_from_words(words, need_prefix)
@@ -329,133 +324,12 @@ def normalise_licence(value: str) -> NormalisedLicence:
         return NormalisedLicence(None)
     if _looks_like_url(text):
         found = _from_url(text)
-        return NormalisedLicence(found, text, found is not None and found in _spdx_ids())
+        return NormalisedLicence(found, text, found is not None and found in spdx_ids())
     try:
-        parsed = _parse(text)
+        parsed = parse_expression(text)
     except LicenceError:
         if _RESERVED.search(text):  # even beside a licence name: the text contradicts itself
             return NormalisedLicence(ALL_RIGHTS_RESERVED, None, False)
         found = _from_name(text)
         return NormalisedLicence(found, None, found is not None and not _REF.match(found))
     return NormalisedLicence(str(parsed.render()), None, not _refs(parsed))
-
-
-# --------------------------------------------------------------------------- policy
-
-
-def is_allowed(expression: str, allow: list[str] | tuple[str, ...]) -> bool:
-    """True when the expression can be used with only allowed licences.
-
-    ``A OR B`` needs one allowed branch, ``A AND B`` needs both; an allow-list entry that is
-    itself an expression is matched as a whole, after normalisation. A ``LicenseRef-`` id is
-    allowed only when the allow list names it verbatim (presets never do).
-    """
-    allowed = frozenset(normalise_expression(a) for a in allow)
-    return _satisfiable(_parse(expression), allowed)
-
-
-def _satisfiable(expr: LicenseExpression, allowed: frozenset[str]) -> bool:
-    if str(expr.render()) in allowed:
-        return True
-    if isinstance(expr, OR):
-        return any(_satisfiable(arg, allowed) for arg in expr.args)
-    if isinstance(expr, AND):
-        return all(_satisfiable(arg, allowed) for arg in expr.args)
-    if isinstance(expr, (LicenseSymbol, LicenseWithExceptionSymbol)):
-        return False
-    return False
-
-
-_PD = ("CC0-1.0", "CC-PDM-1.0", "PDDL-1.0")
-_PRESET_PATTERNS = {
-    "commercial-ai-training": (r"CC-BY-\d\.\d(?:-[A-Z]+)?", r"CC-BY-SA-\d\.\d(?:-[A-Z]+)?"),
-    "research": (
-        r"CC-BY-\d\.\d(?:-[A-Z]+)?", r"CC-BY-SA-\d\.\d(?:-[A-Z]+)?",
-        r"CC-BY-NC-\d\.\d(?:-[A-Z]+)?", r"CC-BY-NC-SA-\d\.\d(?:-[A-Z]+)?",
-    ),
-}
-PRESETS = tuple(sorted(_PRESET_PATTERNS))
-
-
-@lru_cache(maxsize=16)
-def preset_licences(name: str) -> tuple[str, ...]:
-    """The SPDX ids a named preset allows: the public-domain tools plus every version and
-    SPDX-listed port of the listed Creative Commons families. No preset contains an ND licence
-    or a ``LicenseRef-``; raises KeyError for an unknown name."""
-    patterns = [re.compile(p) for p in _PRESET_PATTERNS[name]]
-    ids = sorted(i for i in _spdx_ids() if any(p.fullmatch(i) for p in patterns))
-    return _PD + tuple(ids)
-
-
-@lru_cache(maxsize=64)
-def effective_allow(allow: tuple[str, ...], presets: tuple[str, ...]
-                    ) -> tuple[str, ...]:
-    """``allow`` in its order, then each preset's ids not already listed."""
-    out = list(dict.fromkeys(allow))
-    seen = set(out)
-    for name in presets:
-        for spdx in preset_licences(name):
-            if spdx not in seen:
-                seen.add(spdx)
-                out.append(spdx)
-    return tuple(out)
-
-
-# --------------------------------------------------------------------------- ranking
-
-# Obligation weights: a licence's rank is the sum of its obligations; a strict superset of
-# obligations always ranks higher. Licences outside this table rank above every known one.
-_WEIGHT = {"by": 1, "sa": 2, "nc": 4, "nd": 8}
-_UNKNOWN_RANK = 16
-_NO_OBLIGATIONS = frozenset({"CC0-1.0", "CC-PDM-1.0", "PDDL-1.0", "CC-PDDC"})
-_CC_SHAPE = re.compile(
-    r"^(?:LicenseRef-)?CC-(?P<code>(?:BY|NC|ND|SA)(?:-(?:NC|ND|SA))*)-(?P<version>\d\.\d)"
-    r"(?P<port>-[A-Z]+)?$"
-)
-
-
-def _obligations(expr: LicenseExpression) -> frozenset[str] | None:
-    if isinstance(expr, AND) or isinstance(expr, OR):
-        parts = [_obligations(a) for a in expr.args]
-        if any(p is None for p in parts):
-            return None
-        sets = [p for p in parts if p is not None]
-        if isinstance(expr, AND):
-            return frozenset().union(*sets)
-        return frozenset.intersection(*sets)
-    key = str(getattr(expr, "key", "")) or str(expr.render())
-    if isinstance(expr, LicenseWithExceptionSymbol):
-        key = str(expr.license_symbol.key)
-    if key in _NO_OBLIGATIONS:
-        return frozenset()
-    if key == "ODC-By-1.0":
-        return frozenset({"by"})
-    if key == "ODbL-1.0":
-        return frozenset({"by", "sa"})
-    match = _CC_SHAPE.match(key)
-    if match:
-        return frozenset(match["code"].lower().split("-"))
-    return None
-
-
-def _rank_key(expression: str) -> tuple[int, int, float, str]:
-    parsed = _parse(expression)
-    canonical = str(parsed.render())
-    obligations = _obligations(parsed)
-    rank = _UNKNOWN_RANK if obligations is None else sum(_WEIGHT[o] for o in obligations)
-    match = _CC_SHAPE.match(canonical)
-    ported = int(bool(match and match["port"]))
-    version = -float(match["version"]) if match else 0.0
-    return rank, ported, version, canonical
-
-
-def more_restrictive(a: str, b: str) -> str:
-    """Of two licences, the one whose obligations are the larger (canonical form).
-
-    Obligations: none (CC0, PDM, PDDL) < attribution (BY) < share-alike (BY-SA) < non-commercial
-    < no-derivatives, summed (BY 1, SA 2, NC 4, ND 8), so a superset of obligations always wins;
-    licences outside this table (MIT, ``LicenseRef-`` URLs) rank above all. Equal ranks go to a
-    ported licence over an unported one, then to the older version, then to the id that sorts
-    last, so the answer never depends on argument order. Raises :class:`LicenceError`.
-    """
-    return max(_rank_key(a), _rank_key(b))[3]

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - registers pa.compute
 import pyarrow.parquet as pq
 
-from pipeline.schema import ITEMS_SCHEMA, REJECTIONS_SCHEMA
+from pipeline.runs.schema import ITEMS_SCHEMA, REJECTIONS_SCHEMA
 
 RUNS_DIR = "runs"
 ITEMS_FILE = "items.parquet"

@@ -1,6 +1,6 @@
 """Manifest build: completed runs -> ``data/manifests/<name>/v<N>/``, atomic and reproducible.
 
-The union of the chosen runs' items goes through :func:`pipeline.filters.default_filters`
+The union of the chosen runs' items goes through :func:`pipeline.build.filters.default_filters`
 (current consent, licence policy, dedupe); kept rows are written as ``data/part-*.parquet``,
 every dropped row as ``audit/exclusions.parquet``, and ``manifest.json`` records inputs, counts
 and checksums. A version is assembled in a hidden ``.tmp-v<N>-<pid>`` directory under an
@@ -24,11 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import SCHEMA_VERSION, reasons
-from pipeline.config import Config
-from pipeline.eligibility import check
-from pipeline.filters import BuildFilter, default_filters
-from pipeline.manifests import (
+from pipeline import SCHEMA_VERSION
+from pipeline.build.filters import BuildFilter, default_filters
+from pipeline.build.versions import (
     AUDIT_DIR,
     DATA_DIR,
     EXCLUSIONS_FILE,
@@ -38,8 +36,11 @@ from pipeline.manifests import (
     manifest_root,
     resolve_manifest,
 )
-from pipeline.runs import RunInfo, completed_runs, fsync_dir, write_json_atomic
-from pipeline.schema import EXCLUSIONS_SCHEMA, ITEMS_SCHEMA
+from pipeline.registry.config import Config
+from pipeline.registry.eligibility import check
+from pipeline.runs import reasons
+from pipeline.runs.schema import EXCLUSIONS_SCHEMA, ITEMS_SCHEMA
+from pipeline.runs.writer import RunInfo, completed_runs, fsync_dir, write_json_atomic
 
 __all__ = [
     "BuildError",
@@ -96,10 +97,10 @@ def build_manifest(
         "candidates": candidates.num_rows,
         "kept": kept.num_rows,
         "excluded": exclusions.num_rows,
-        "excluded_by_reason": _tally(exclusions, "reason"),
-        "kept_by_source": _tally(kept, "source_id"),
-        "kept_by_licence": _tally(kept, "licence"),
-        "kept_by_licence_source": _tally(kept, "licence_source"),
+        "excluded_by_reason": tally(exclusions, "reason"),
+        "kept_by_source": tally(kept, "source_id"),
+        "kept_by_licence": tally(kept, "licence"),
+        "kept_by_licence_source": tally(kept, "licence_source"),
     }
     if counts["candidates"] != counts["kept"] + counts["excluded"]:
         raise BuildError(
@@ -129,7 +130,7 @@ def build_manifest(
 
     root = manifest_root(data_dir, name)
     root.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(root / ".lock"):
+    with exclusive_lock(root / ".lock"):
         _remove_stale_tmp(root)
         version = (latest_version(data_dir, name) or 0) + 1
         tmp = root / f".tmp-v{version}-{os.getpid()}"
@@ -144,7 +145,7 @@ def build_manifest(
             manifest.update(
                 version=version,
                 created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                files=_checksums(tmp),
+                files=checksums(tmp),
             )
             write_json_atomic(tmp / MANIFEST_JSON, manifest)
             fsync_dir(tmp)
@@ -201,7 +202,7 @@ def _write_parts(folder: Path, kept: pa.Table, part_rows: int) -> int:
     return len(offsets)
 
 
-def _tally(table: pa.Table, column: str) -> dict[str, int]:
+def tally(table: pa.Table, column: str) -> dict[str, int]:
     if table.num_rows == 0:
         return {}
     counts = pc.value_counts(table[column]).to_pylist()
@@ -216,7 +217,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _checksums(folder: Path) -> dict[str, dict[str, Any]]:
+def checksums(folder: Path) -> dict[str, dict[str, Any]]:
     return {
         path.relative_to(folder).as_posix(): {
             "sha256": sha256_file(path),
@@ -321,7 +322,7 @@ def _remove_stale_tmp(root: Path) -> None:
 
 
 @contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path) -> Iterator[None]:
     with open(path, "a+") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:

@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from pipeline import reasons
-from pipeline.config import Settings, Source
+from pipeline.registry.config import Settings, Source
+from pipeline.runs import reasons
 
 
 @dataclass(frozen=True)
 class Eligibility:
     eligible: bool
-    reason: str | None = None  # a reason code from pipeline.reasons
+    reason: str | None = None  # a reason code from pipeline.runs.reasons
     message: str = ""
 
     def __bool__(self) -> bool:

@@ -29,11 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.blocklists import DEFAULT_PDQ_THRESHOLD, Hit, Screener, pdq_distance, pdq_within
-from pipeline.build import PART_ROWS, _checksums, _exclusive_lock, _tally, write_parquet
-from pipeline.config import Config
-from pipeline.incidents import BLOCKLIST_MATCH, NEIGHBOUR, URL_LIST_MATCH, Incident, write_incident
-from pipeline.manifests import (
+from pipeline.build.builder import PART_ROWS, checksums, exclusive_lock, tally, write_parquet
+from pipeline.build.versions import (
     AUDIT_DIR,
     DATA_DIR,
     EXCLUSIONS_FILE,
@@ -41,19 +38,21 @@ from pipeline.manifests import (
     manifest_root,
     read_manifest,
 )
-from pipeline.runs import RUN_JSON, completed_runs, fsync_dir, write_json_atomic
-from pipeline.schema import EXCLUSIONS_SCHEMA, ITEMS_SCHEMA, REJECTIONS_SCHEMA
-from pipeline.state import State
+from pipeline.registry.config import Config
+from pipeline.registry.state import State
+from pipeline.runs.schema import EXCLUSIONS_SCHEMA, ITEMS_SCHEMA, REJECTIONS_SCHEMA
+from pipeline.runs.writer import RUN_JSON, completed_runs, fsync_dir, write_json_atomic
+from pipeline.safety.hashlists import Screener
+from pipeline.safety.incidents import (
+    BLOCKLIST_MATCH,
+    NEIGHBOUR,
+    URL_LIST_MATCH,
+    Incident,
+    write_incident,
+)
+from pipeline.safety.matching import DEFAULT_PDQ_THRESHOLD, Hit, pdq_distance, pdq_within, reliable
 
 SUSPEND_REASON = "blocklist hit found by clearance screen (incident {incident})"
-# Neighbour expansion uses only PDQ hashes the reference calls reliable (quality >= 50): flat,
-# featureless images all hash alike and would otherwise "neighbour" any flat hit. A hit itself
-# is matched whatever its quality; unknown quality (rows from before the column) counts.
-NEIGHBOUR_MIN_QUALITY = 50
-
-
-def reliable(pdq: str | None, quality: int | None) -> bool:
-    return bool(pdq) and (quality is None or quality >= NEIGHBOUR_MIN_QUALITY)
 
 
 @dataclass
@@ -388,7 +387,7 @@ def _rewrite_version(target: _Target, urls: set[str], hashes: set[str]) -> Count
         kept_exclusions, removed_exclusions = _drop_named(exclusions, urls, hashes)
     if not target.withdraw and not removed_exclusions.num_rows:
         return counts
-    with _exclusive_lock(version.parent / ".lock"):
+    with exclusive_lock(version.parent / ".lock"):
         if target.withdraw:
             kept = _kept(target.table, target.withdraw)
             counts["files_rewritten"] += _rewrite_parts(version / DATA_DIR, kept,
@@ -409,11 +408,11 @@ def _rewrite_version(target: _Target, urls: set[str], hashes: set[str]) -> Count
         by_reason = Counter(m.get("excluded_by_reason", {}))
         by_reason.subtract(Counter(removed_exclusions["reason"].to_pylist()))
         m["excluded_by_reason"] = {k: v for k, v in sorted(by_reason.items()) if v > 0}
-        m["kept_by_source"] = _tally(kept, "source_id")
-        m["kept_by_licence"] = _tally(kept, "licence")
-        m["kept_by_licence_source"] = _tally(kept, "licence_source")
+        m["kept_by_source"] = tally(kept, "source_id")
+        m["kept_by_licence"] = tally(kept, "licence")
+        m["kept_by_licence_source"] = tally(kept, "licence_source")
         m["parts"] = len(list((version / DATA_DIR).glob("part-*.parquet")))
-        doc["files"] = _checksums(version)
+        doc["files"] = checksums(version)
         write_json_atomic(version / MANIFEST_JSON, doc)
         fsync_dir(version)
     return counts

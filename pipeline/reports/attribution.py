@@ -17,8 +17,8 @@ from typing import Any
 
 import pyarrow.dataset as ds
 
-from pipeline.licences import LicenceError, normalise_expression
-from pipeline.manifests import DATA_DIR, MANIFESTS_DIR, read_manifest, resolve_manifest
+from pipeline.build.versions import DATA_DIR, MANIFESTS_DIR, read_manifest, resolve_manifest
+from pipeline.registry.spdx import LicenceError, normalise_expression
 
 COLUMNS = ("source_id", "creator", "url", "attribution", "caption", "licence", "licence_url")
 NO_CREATOR = "(creator not stated)"

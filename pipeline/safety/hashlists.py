@@ -1,15 +1,12 @@
-"""Hash lists (``blocklists:`` in clearance.yaml): loading, validation and matching in memory.
+"""Hash lists (``blocklists:`` in clearance.yaml): loading and validation; the :class:`Screener`.
 
 A list is one hex hash per line (any case; ``#`` starts a comment, full-line or trailing; blank
 lines are fine). ``pdq`` lines may carry a quality column after the hash (whitespace or comma
 separated, as ThreatExchange's exports do). ``url-*`` lists hold hashes of normalised URLs
-(:func:`normalise_url`), matched before a request is sent. A malformed line is a
-:class:`~pipeline.config.ConfigError` naming the file and line, never skipped. A list's version
-is the sha256 of its file bytes.
-
-Matching never touches disk: exact kinds are binary searches over sorted fixed-width rows;
-PDQ uses a multi-index over 16 16-bit chunks (see :class:`_PdqIndex`) with brute force for
-small lists. This module must not import :mod:`crawler`.
+(:func:`pipeline.safety.urls.normalise_url`), matched before a request is sent. A malformed
+line is a :class:`~pipeline.registry.config.ConfigError` naming the file and line, never
+skipped. A list's version is the sha256 of its file bytes. The in-memory indexes the screener
+matches with are :mod:`pipeline.safety.matching`.
 """
 
 from __future__ import annotations
@@ -20,22 +17,20 @@ import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import combinations
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from pipeline.config import ConfigError, ConfigProblem
+from pipeline.registry.config import ConfigError, ConfigProblem
+from pipeline.safety.matching import DEFAULT_PDQ_THRESHOLD, PDQ_BYTES, ExactIndex, Hit, PdqIndex
+from pipeline.safety.urls import normalise_url
 
 if TYPE_CHECKING:
-    from pipeline.config import Config
+    from pipeline.registry.config import Config
 
-DEFAULT_PDQ_THRESHOLD = 31
 EXACT_WIDTH = {"sha256": 32, "sha1": 20, "md5": 16}  # bytes
 URL_KINDS = {"url-sha256": "sha256", "url-sha1": "sha1", "url-md5": "md5"}
-PDQ_BYTES = 32
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _SEP = re.compile(r"[\s,]+")
@@ -49,15 +44,6 @@ class ListInfo:
     path: str  # as written in clearance.yaml (relative to the config dir)
     entries: int
     threshold: int | None  # pdq only
-
-
-@dataclass(frozen=True)
-class Hit:
-    list_id: str
-    list_version: str
-    kind: str
-    matched: str  # the list entry that matched (hex)
-    distance: int | None  # PDQ Hamming distance; None for exact kinds
 
 
 # --------------------------------------------------------------------------- parsing
@@ -170,225 +156,14 @@ def _line_problem(fields: list[str], kind: str, width: int) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------- exact matching
-
-
-class _ExactIndex:
-    """Sorted fixed-width rows with a uint64 prefix key: ~(width + 8) bytes per entry.
-
-    A Python set of 1M ``bytes`` costs ~100 MB; this costs 40 MB for sha256 and answers a
-    look-up with one ``searchsorted`` over the prefixes (see bench/screen.py).
-    """
-
-    def __init__(self, rows: np.ndarray):
-        self.rows = rows  # (N, width) uint8, sorted lexicographically (np.unique)
-        self.keys = np.ascontiguousarray(rows[:, :8]).view(">u8").ravel().astype(np.uint64)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def contains(self, digest: bytes) -> bool:
-        if len(digest) != self.rows.shape[1] or not len(self.rows):
-            return False
-        key = np.uint64(int.from_bytes(digest[:8], "big"))
-        lo = int(np.searchsorted(self.keys, key, side="left"))
-        hi = int(np.searchsorted(self.keys, key, side="right"))
-        return any(self.rows[i].tobytes() == digest for i in range(lo, hi))
-
-
-# --------------------------------------------------------------------------- PDQ matching
-
-
-def _pdq_words(rows: np.ndarray) -> np.ndarray:
-    """(N, 32) uint8 big-endian hash bytes -> (N, 4) uint64 (bit order is irrelevant to XOR)."""
-    return np.ascontiguousarray(rows).view(np.uint64).reshape(-1, 4)
-
-
-def _hex_to_words(pdq: str) -> np.ndarray:
-    if len(pdq) != 2 * PDQ_BYTES:
-        raise ValueError(f"expected a 64-hex PDQ hash, got {len(pdq)} characters")
-    return np.frombuffer(bytes.fromhex(pdq), dtype=np.uint64)
-
-
-def _distances(words: np.ndarray, query: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(words ^ query).sum(axis=1, dtype=np.int32)
-
-
-class _PdqIndex:
-    """Multi-index hashing over 16 chunks of 16 bits.
-
-    If two hashes differ in at most T bits, by pigeonhole at least one of the 16 chunks differs
-    in at most floor(T / 16) bits (for T = 31: at most 1). So probing, in every chunk table, the
-    query's chunk value and all values within that radius (1 + 16 = 17 probes per chunk at
-    T = 31) finds every candidate; each candidate is then verified with the full distance.
-    Lists under ``BRUTE_MAX`` entries or thresholds over 63 (too many probes) use brute force.
-    """
-
-    BRUTE_MAX = 4096  # measured crossover ~1-2k entries (bench/screen.py); tables cost 8 MB
-    CHUNKS = 16
-
-    def __init__(self, rows: np.ndarray, threshold: int, brute: bool | None = None):
-        self.rows = rows
-        self.words = _pdq_words(rows)
-        self.threshold = threshold
-        self.radius = threshold // self.CHUNKS
-        if brute is None:
-            brute = len(rows) < self.BRUTE_MAX or self.radius > 3
-        self.brute = brute
-        if self.brute:
-            return
-        n = len(rows)
-        chunks = np.ascontiguousarray(rows).view(">u2").astype(np.uint16)  # (N, 16) native
-        # One flat table: chunk j's row indexes, sorted by chunk value, at [j*N, (j+1)*N);
-        # offsets[j, v] is where value v's bucket starts (global position).
-        self.order = np.empty(self.CHUNKS * n, dtype=np.int32)
-        self.offsets = np.empty((self.CHUNKS, 65537), dtype=np.int64)
-        for j in range(self.CHUNKS):
-            col = chunks[:, j]
-            self.order[j * n:(j + 1) * n] = np.argsort(col, kind="stable")
-            self.offsets[j, 0] = j * n
-            np.cumsum(np.bincount(col, minlength=65536), out=self.offsets[j, 1:])
-            self.offsets[j, 1:] += j * n
-        masks = [0]
-        for r in range(1, self.radius + 1):
-            for bits in combinations(range(16), r):
-                masks.append(sum(1 << b for b in bits))
-        self.masks = np.array(masks, dtype=np.int64)
-        self.rows_of_table = np.arange(self.CHUNKS)[:, None]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def nearest(self, pdq: str) -> tuple[int, int] | None:
-        """(row index, distance) of the nearest entry within the threshold, or None."""
-        if not len(self.rows):
-            return None
-        query = _hex_to_words(pdq)
-        if self.brute:
-            idx = np.arange(len(self.rows))
-            dist = _distances(self.words, query)
-        else:
-            idx = self._candidates(bytes.fromhex(pdq))
-            if not len(idx):
-                return None
-            dist = _distances(self.words[idx], query)
-        best = int(np.argmin(dist))
-        if dist[best] > self.threshold:
-            return None
-        return int(idx[best]), int(dist[best])
-
-    def _candidates(self, digest: bytes) -> np.ndarray:
-        """Row indexes in every probed bucket (duplicates possible), in one vectorised pass."""
-        values = np.frombuffer(digest, dtype=">u2").astype(np.int64)
-        probes = values[:, None] ^ self.masks[None, :]  # (16, P)
-        starts = self.offsets[self.rows_of_table, probes].ravel()
-        lengths = self.offsets[self.rows_of_table, probes + 1].ravel() - starts
-        total = int(lengths.sum())
-        if not total:
-            return np.zeros(0, dtype=np.int32)
-        # positions = concatenation of range(start, start + length) for every bucket
-        shift = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
-        return self.order[shift + np.arange(total)]
-
-
-def pdq_distance(a: str, b: str) -> int:
-    """Hamming distance of two 64-hex PDQ hashes."""
-    return int(np.bitwise_count(_hex_to_words(a) ^ _hex_to_words(b)).sum())
-
-
-def pdq_within(centre: str, candidates: Sequence[str | None], threshold: int) -> list[int]:
-    """Indexes of the candidates (None skipped) within ``threshold`` bits of ``centre``."""
-    present = [i for i, c in enumerate(candidates) if c]
-    if not present:
-        return []
-    bad = next((i for i in present if len(candidates[i] or "") != 2 * PDQ_BYTES), None)
-    if bad is not None:
-        raise ValueError(f"candidate {bad} is not a 64-hex PDQ hash")
-    blob = bytes.fromhex("".join(candidates[i] for i in present))  # type: ignore[misc]
-    words = np.frombuffer(blob, dtype=np.uint64).reshape(-1, 4)
-    dist = _distances(words, _hex_to_words(centre))
-    return [present[k] for k in np.flatnonzero(dist <= threshold).tolist()]
-
-
-# --------------------------------------------------------------------------- URL lists
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-# Characters left as they are in a path or query (RFC 3986 pchar / query, minus '%').
-_KEEP = _UNRESERVED | frozenset("!$&'()*+,;=:@/?")
-_ESCAPE = re.compile(r"%([0-9a-fA-F]{2})")
-
-
-def _normalise_component(part: str) -> str:
-    def unescape(m: re.Match[str]) -> str:
-        ch = chr(int(m.group(1), 16))
-        return ch if ch in _UNRESERVED else "%" + m.group(1).upper()
-
-    part = _ESCAPE.sub(unescape, part)
-    out = []
-    for i, ch in enumerate(part):
-        if ch in _KEEP:
-            out.append(ch)
-        elif ch == "%" and _ESCAPE.match(part, i):
-            out.append(ch)
-        else:
-            out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
-    return "".join(out)
-
-
-def _remove_dot_segments(path: str) -> str:
-    out: list[str] = []
-    for segment in path.split("/")[1:]:
-        if segment == "..":
-            if out:
-                out.pop()
-        elif segment != ".":
-            out.append(segment)
-    tail = "/" if path.endswith(("/.", "/..")) else ""
-    return "/" + "/".join(out) + tail
-
-
-def normalise_url(url: str) -> str:
-    """The URL form that ``url-*`` lists hash (documented in the README, "Hash lists").
-
-    Surrounding whitespace stripped; scheme and host lower-cased; host IDNA-encoded, trailing
-    dot dropped; user info dropped; the scheme's default port dropped; empty path becomes
-    ``/``; ``.``/``..`` segments removed; in path and query, percent-escapes of unreserved
-    characters decoded, other escapes upper-cased, and characters outside RFC 3986 encoded as
-    UTF-8 escapes; an empty query (``?``) and the fragment dropped. Query order is kept.
-    """
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").rstrip(".")
-    try:
-        host = host.encode("idna").decode("ascii")
-    except UnicodeError:
-        pass
-    host = host.lower()
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
-    path = _remove_dot_segments(_normalise_component(parts.path or "/"))
-    query = _normalise_component(parts.query)
-    return urlunsplit((scheme, netloc, path, query, ""))
-
-
-def url_digest(url: str, algorithm: str) -> bytes:
-    return hashlib.new(algorithm, normalise_url(url).encode("utf-8")).digest()
-
-
 # --------------------------------------------------------------------------- the screener
 
 
 @dataclass(frozen=True)
 class _Loaded:
     info: ListInfo
-    exact: _ExactIndex | None
-    pdq: _PdqIndex | None
+    exact: ExactIndex | None
+    pdq: PdqIndex | None
 
 
 class Screener:
@@ -440,9 +215,9 @@ class Screener:
                             path=shown, entries=len(rows), threshold=threshold)
             if spec.kind == "pdq":
                 assert threshold is not None
-                loaded.append(_Loaded(info, None, _PdqIndex(rows, threshold)))
+                loaded.append(_Loaded(info, None, PdqIndex(rows, threshold)))
             else:
-                loaded.append(_Loaded(info, _ExactIndex(rows), None))
+                loaded.append(_Loaded(info, ExactIndex(rows), None))
         if problems:
             raise ConfigError(problems)
         return cls(loaded, warnings, pdq_dihedral=config.settings.screening.pdq_dihedral)

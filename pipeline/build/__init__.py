@@ -1,0 +1,9 @@
+"""Build and curation: completed runs -> a manifest version, atomic and reproducible.
+
+`filters` are the build-stage filters (one base: `filter` decides, the base counts and records
+every exclusion), `builder` runs them and commits `data/manifests/<name>/v<N>/`, `versions`
+says where versions live and resolves `NAME@vN`. A new build filter is a `BuildFilter`
+subclass in `filters`, added to `default_filters`.
+
+May import: registry, runs, safety.
+"""
