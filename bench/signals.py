@@ -22,9 +22,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from crawler.optout import Verdict, embedded_checks, header_checks, page_verdict
-from crawler.robots import RobotsPolicy
 from crawler.signals.agents import load_ai_agents
+from crawler.signals.response import Verdict, embedded_checks, header_checks, page_verdict
+from crawler.signals.robots import RobotsPolicy
 from pipeline.registry.config import Settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"

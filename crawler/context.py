@@ -21,6 +21,7 @@ from crawler.images import (
     content_hashes,
     inspect_image,
 )
+from crawler.meta import META_PAGE, META_SOURCE
 from crawler.screening import CrawlScreen, Fetched
 from pipeline.registry.config import Config, Source
 from pipeline.registry.scope import is_policy_url, url_in_prefixes
@@ -31,9 +32,6 @@ logger = logging.getLogger(__name__)
 
 
 _ATTR = "clearance_context"
-# Request meta keys (also exported by crawler.downloadermiddlewares.consent).
-META_SOURCE = "clearance_source"
-META_PAGE = "clearance_page_url"
 ERROR_BODY_DECODE_BYTES = 256 * 1024  # error bodies decoded inline up to this size
 
 

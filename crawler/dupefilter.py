@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from scrapy.dupefilters import RFPDupeFilter
 
 from crawler.context import context_of
-from crawler.downloadermiddlewares.consent import META_PAGE, META_SOURCE
+from crawler.meta import META_PAGE, META_SOURCE
 from pipeline.runs import reasons
 
 if TYPE_CHECKING:

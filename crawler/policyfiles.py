@@ -23,8 +23,8 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
-from crawler.downloadermiddlewares.consent import META_POLICY, META_SOURCE
 from crawler.exceptions import Refused
+from crawler.meta import META_POLICY, META_SOURCE
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

@@ -24,7 +24,8 @@ from scrapy.crawler import CrawlerProcess
 
 from crawler.context import CrawlContext, Registry, attach
 from crawler.images import DecodePool
-from crawler.screening import CrawlScreen, RedactImageUrls
+from crawler.redaction import RedactImageUrls
+from crawler.screening import CrawlScreen
 from crawler.spiders.sources import SourceSpider
 from pipeline.registry.config import Config, Source
 from pipeline.registry.eligibility import Eligibility, check
@@ -116,7 +117,7 @@ def scrapy_settings(context: CrawlContext, concurrency: int, log_level: str) -> 
         # request queue or dupefilter (JOBDIR) that could keep a blocklisted URL or its bytes.
         "HTTPCACHE_ENABLED": False,
         "JOBDIR": None,
-        "LOG_FORMATTER": "crawler.screening.QuietItems",  # no item dumps in the log
+        "LOG_FORMATTER": "crawler.redaction.QuietItems",  # no item dumps in the log
     }
 
 

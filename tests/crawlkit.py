@@ -43,7 +43,8 @@ class CrawlResult:
 
     def item(self, url: str) -> dict[str, Any]:
         matches = [r for r in self.items if r["url"] == url]
-        assert matches, f"no item for {url}; have {[r['url'] for r in self.items]}; rejected: {self.rejections_of(url)}; stderr: {self.stderr[-3000:]}"
+        assert matches, (f"no item for {url}; have {[r['url'] for r in self.items]}; "
+                         f"rejected: {self.rejections_of(url)}; stderr: {self.stderr[-3000:]}")
         return matches[0]
 
 

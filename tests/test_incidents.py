@@ -13,7 +13,8 @@ from helpers_config import settings_doc, source_doc, write_config
 from helpers_runs import make_item
 
 from crawler.context import CrawlContext, Registry
-from crawler.screening import CrawlScreen, Fetched, QuietItems, RedactImageUrls
+from crawler.redaction import QuietItems, RedactImageUrls
+from crawler.screening import CrawlScreen, Fetched
 from pipeline.registry.state import State
 from pipeline.runs.writer import RunWriter
 from pipeline.safety.hashlists import Screener

@@ -141,8 +141,8 @@ def test_the_licence_stage_reuses_the_c2pa_store_the_opt_out_check_read(shared_f
                                                                          monkeypatch):
     """One native C2PA read per image: the rights evidence comes from the opt-out's store."""
     import crawler.rights.embedded as embedded_module
-    from crawler.optout import embedded_checks
     from crawler.rights.embedded import with_rights
+    from crawler.signals.response import embedded_checks
     from pipeline.registry.config import Settings
 
     settings = Settings.model_validate(settings_doc())

@@ -1,5 +1,5 @@
-"""crawler/robots.py: our token's group chosen exactly, "deny if either parser denies", AI-agent
-opt-outs, Content-Usage rules, bounded decisions, and the real robots.txt files in
+"""crawler/signals/robots.py: our token's group chosen exactly, "deny if either parser
+denies", AI-agent opt-outs, Content-Usage rules, bounded decisions, and the real robots.txt files in
 ../shared/fixtures/robots (SOURCES.md section 3)."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from crawler.robots import (
+from crawler.signals.agents import load_ai_agents
+from crawler.signals.robots import (
     DecisionTimeout,
     RobotsPolicy,
     Rule,
@@ -20,7 +21,6 @@ from crawler.robots import (
     longest_match,
     parse_groups,
 )
-from crawler.signals.agents import load_ai_agents
 from pipeline.runs import reasons
 
 TOKEN = "ClearanceBot"
@@ -536,7 +536,7 @@ def test_ai_robots_txt_one_group_many_agents(shared_fixtures: Path) -> None:
 def test_deadline_puts_back_an_outer_alarm() -> None:
     import signal as _signal
 
-    from crawler.robots import deadline
+    from crawler.signals.robots import deadline
 
     previous = _signal.signal(_signal.SIGALRM, lambda *a: None)
     _signal.setitimer(_signal.ITIMER_REAL, 100.0)

@@ -15,8 +15,9 @@ from scrapy import Request
 from scrapy.http import Response
 from scrapy.utils.httpobj import urlparse_cached
 
-from crawler.context import META_PAGE, META_SOURCE, CrawlContext, context_of
+from crawler.context import CrawlContext, context_of
 from crawler.exceptions import Refused
+from crawler.meta import META_KIND, META_PAGE, META_POLICY, META_SOURCE
 from crawler.netguard import Resolver, non_public
 from crawler.screening import Dropped
 from pipeline.runs import reasons
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-META_POLICY = "clearance_policy_file"
-META_KIND = "clearance_kind"  # "page" | "image" | "c2pa_manifest"
 
 
 class ConsentGateMiddleware:

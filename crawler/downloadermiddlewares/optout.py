@@ -5,7 +5,7 @@ requested, ``tdm_reserved``) and Spawning's ``/ai.txt`` (matched against image f
 ``ai_txt_disallowed``). Each file is fetched once per origin through the engine, inside consent,
 and cached (:class:`crawler.policyfiles.OriginPolicies`); a file that fails (5xx, timeout,
 malformed) reserves the host until it can be read. Response-level signals (headers, HTML meta,
-embedded metadata) are read after the fetch, in :mod:`crawler.optout`.
+embedded metadata) are read after the fetch, in :mod:`crawler.signals.response`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Any
 from scrapy import Request
 
 from crawler.context import CrawlContext, context_of
-from crawler.downloadermiddlewares.consent import META_KIND, META_PAGE, META_POLICY, META_SOURCE
-from crawler.downloadermiddlewares.robots import evidence, located, record_signal
 from crawler.exceptions import Refused
+from crawler.meta import META_KIND, META_PAGE, META_POLICY, META_SOURCE, record_signal
 from crawler.policyfiles import OriginPolicies, PolicyParseError
-from crawler.signals import SignalResult, aitxt, tdmrep
+from crawler.signals import SignalResult, aitxt, evidence, located, tdmrep
 from pipeline.runs import reasons
 
 if TYPE_CHECKING:

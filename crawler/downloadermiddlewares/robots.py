@@ -10,20 +10,19 @@ origin until a retry after ``CLEARANCE_POLICY_RETRY_AFTER`` seconds; kept for at
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from scrapy import Request
 
 from crawler.context import CrawlContext, context_of
-from crawler.downloadermiddlewares.consent import META_PAGE, META_POLICY, META_SOURCE
 from crawler.exceptions import Refused
+from crawler.meta import META_PAGE, META_POLICY, META_SOURCE, record_signal
 from crawler.policyfiles import OriginPolicies
-from crawler.robots import ROBOTS_MAX_BYTES, RobotsPolicy
-from crawler.signals import ALLOW, DENY, NONE, SignalResult
+from crawler.signals import ALLOW, DENY, SignalResult, evidence, located
 from crawler.signals.agents import load_ai_agents
 from crawler.signals.aipref import content_usage_from_robots
+from crawler.signals.robots import ROBOTS_MAX_BYTES, RobotsPolicy
 from pipeline.runs import reasons
 
 if TYPE_CHECKING:
@@ -31,33 +30,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-META_SIGNALS = "clearance_signals"
 MAX_CRAWL_DELAY_S = 60.0
-
-
-def evidence(result: SignalResult) -> str:
-    """A rejection's `detail`: the raw value found, then where and why."""
-    parts = [p for p in (result.found, result.detail) if p]
-    return "; ".join(parts) or result.decision
 
 
 def _path(url: str) -> str:
     parts = urlsplit(url)
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-
-
-def located(result: SignalResult, where: str) -> SignalResult:
-    """Prefix a result's detail with the policy file it came from (evidence of where)."""
-    if result.decision == NONE or not where:
-        return result
-    return replace(result, detail=f"{where}: {result.detail}" if result.detail else where)
-
-
-def record_signal(request: Request, result: SignalResult, label: str | None = None) -> None:
-    """Keep the latest result per check label on the request (redirect hops overwrite)."""
-    row = result.as_row()
-    row["check"] = label or result.check
-    request.meta.setdefault(META_SIGNALS, {})[row["check"]] = row
 
 
 class RobotsGateMiddleware:

@@ -18,8 +18,7 @@ if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
 
-META_RECEIVED = "clearance_bytes_received"
-META_TOO_LARGE = "clearance_too_large"
+from crawler.meta import META_RECEIVED, META_TOO_LARGE
 
 
 class SizeGuard:

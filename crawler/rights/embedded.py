@@ -300,7 +300,8 @@ def read_rights(body: bytes, mime: str | None, xmp: XmpInfo | None = None, *,
 
 
 def with_rights(embedded: Any, body: bytes, mime: str | None) -> Any:
-    """``crawler.optout.EmbeddedMetadata`` with its ``rights`` read, reusing its parsed XMP."""
+    """An ``EmbeddedMetadata`` (crawler.signals.response) with its ``rights`` read, reusing
+    its parsed XMP."""
     rights = read_rights(body, mime, embedded.xmp, xmp_read=embedded.xmp_read,
                          c2pa_store=embedded.c2pa_store, c2pa_read=embedded.c2pa_read)
     return dataclasses.replace(embedded, rights=rights)

@@ -8,7 +8,7 @@ counts as permission: parse failures give ``decision="deny"`` with ``error`` set
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 ALLOW = "allow"  # the signal was read and permits use
@@ -76,3 +76,16 @@ def clip(text: str | None, limit: int = 500) -> str | None:
     if text is None or len(text) <= limit:
         return text
     return f"{text[:limit]}... [{len(text)} chars]"
+
+
+def evidence(result: SignalResult) -> str:
+    """A rejection's `detail`: the raw value found, then where and why."""
+    parts = [p for p in (result.found, result.detail) if p]
+    return "; ".join(parts) or result.decision
+
+
+def located(result: SignalResult, where: str) -> SignalResult:
+    """Prefix a result's detail with the policy file it came from (evidence of where)."""
+    if result.decision == NONE or not where:
+        return result
+    return replace(result, detail=f"{where}: {result.detail}" if result.detail else where)

@@ -14,7 +14,7 @@ no group; they are returned separately so each caller can say what it does with 
 ``Sitemap`` lines belong to no group either (RFC 9309 section 2.3.5 treats them as independent
 of user-agent groups) and neither close nor continue a run of ``user-agent`` lines.
 
-This is the one grouping of robots-grammar files: :mod:`crawler.robots` (Allow/Disallow,
+This is the one grouping of robots-grammar files: :mod:`crawler.signals.robots` (Allow/Disallow,
 Crawl-delay), the Content-Usage rules and ai.txt all read it.
 """
 

@@ -21,10 +21,7 @@ from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
 from crawler.context import CrawlContext
-from crawler.downloadermiddlewares.consent import META_KIND, META_PAGE, META_SOURCE
-from crawler.downloadermiddlewares.robots import META_SIGNALS, evidence
 from crawler.exceptions import Refused
-from crawler.extensions.sizeguard import META_TOO_LARGE
 from crawler.extract import find_images, find_links
 from crawler.images import (
     Hashes,
@@ -34,12 +31,27 @@ from crawler.images import (
     header_pixels,
     inspect_image,
 )
-from crawler.optout import EmbeddedMetadata, Verdict, embedded_checks, header_checks, page_verdict
+from crawler.meta import (
+    META_DEPTH,
+    META_IMAGE,
+    META_KIND,
+    META_PAGE,
+    META_SIGNALS,
+    META_SOURCE,
+    META_TOO_LARGE,
+)
 from crawler.rights.embedded import EmbeddedRights, with_rights
 from crawler.rights.markup import PageMarkup, page_markup, scoped_evidence
 from crawler.rights.resolve import resolve
-from crawler.signals import OFF, SignalResult
+from crawler.signals import OFF, SignalResult, evidence
 from crawler.signals.c2pa_manifest import C2paInfo, c2pa_signals
+from crawler.signals.response import (
+    EmbeddedMetadata,
+    Verdict,
+    embedded_checks,
+    header_checks,
+    page_verdict,
+)
 from pipeline.runs import reasons
 
 logger = logging.getLogger(__name__)
@@ -50,8 +62,6 @@ logger = logging.getLogger(__name__)
 INLINE_DECODE_BYTES = 256 * 1024
 INLINE_DECODE_PIXELS = 1024 * 1024
 
-META_DEPTH = "clearance_depth"
-META_IMAGE = "clearance_image"
 
 
 class SourceSpider(Spider):
