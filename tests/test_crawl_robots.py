@@ -162,3 +162,23 @@ def test_robots_redirect_inside_consent_is_followed(server: MockServer, tmp_path
     assert server.was_requested("/site/robots-real.txt") and server.was_requested("/site/ok.html")
     assert not server.was_requested(DISALLOWED[0])
     assert "robots-real.txt" in result.rejection(server.url(DISALLOWED[0]))["detail"]
+
+
+def test_robots_txt_with_a_leading_bom_is_obeyed(server: MockServer, tmp_path):
+    """A UTF-8 BOM before the first user-agent line must not hide our group (RFC 9309 parsers
+    skip it): the disallowed page is never requested, the allowed one is."""
+    server.route("/robots.txt", body=b"\xef\xbb\xbfUser-agent: ClearanceBot\nDisallow: /bom/\n",
+                 content_type="text/plain")
+    server.route("/bom/p", body=page("bom"))
+    server.route("/site/", body=page('<a href="/site/ok.html">ok</a><a href="/bom/p">b</a>'))
+    base = server.url("/")
+    write_settings(tmp_path / "configs", [
+        local_source("site", base, start_urls=[server.url("/site/")]),
+    ])
+    result = run_crawl_cli(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert server.was_requested("/site/ok.html")
+    assert not server.was_requested("/bom/p")
+    rejection = result.rejection(server.url("/bom/p"))
+    assert rejection["reason"] == reasons.ROBOTS_DISALLOWED
+    assert "Disallow: /bom/" in rejection["detail"]

@@ -570,3 +570,40 @@ def test_rules_past_512_kib_are_read_like_the_rest_of_a_1_mib_file() -> None:
     p = RobotsPolicy(text, TOKEN, frozenset(), "https://x.example/robots.txt")
     assert not p.check("https://x.example/late/a.jpg").allowed
     assert p.content_usage and p.content_usage[0][1] == "train-ai=n"
+
+
+# --------------------------------------------------------------------------- byte order mark
+
+BOM_ROBOTS = f"\ufeffUser-agent: {TOKEN}\nDisallow: /bom/\n"
+
+
+@pytest.mark.parametrize("body", [BOM_ROBOTS, BOM_ROBOTS.encode("utf-8")], ids=["text", "bytes"])
+def test_a_leading_bom_is_skipped_by_the_shared_grouping(body: str | bytes) -> None:
+    """RFC 9309 parsers skip a leading UTF-8 BOM; otherwise line 1 is no user-agent line."""
+    from crawler.signals.robotsfile import RobotsFile
+
+    robots = RobotsFile.parse(body)
+    assert [g.agents for g in robots.groups] == [(TOKEN,)]
+    assert robots.toplevel == ()
+    agent, lines = robots.select(TOKEN)
+    assert agent == TOKEN and [line.raw for line in lines] == ["Disallow: /bom/"]
+    assert robots.groups[0].lines[0].lineno == 2
+
+
+def test_a_leading_bom_does_not_hide_our_group_from_either_parser() -> None:
+    p = policy(BOM_ROBOTS)
+    decision = p.check(HOST + "/bom/p")
+    assert not decision.allowed and decision.reason == reasons.ROBOTS_DISALLOWED
+    assert decision.found == "line 2: Disallow: /bom/"
+    assert p.group_label == TOKEN
+    assert allowed(p, "/ok.html")
+    # Neither parser is handed the BOM: each sees only the synthesized rules of our group.
+    assert not p._protego.can_fetch(HOST + "/bom/p", TOKEN.lower())
+    assert not p._rerp_for(p._candidates("/bom/p")).is_allowed(TOKEN.lower(), HOST + "/bom/p")
+
+
+def test_content_usage_grouping_after_a_leading_bom() -> None:
+    """The first group keeps its user-agent line, so its rules are not read as top-level ones."""
+    p = policy(f"\ufeffUser-agent: OtherBot\nContent-Usage: train-ai=n\n\n"
+               f"User-agent: {TOKEN}\nContent-Usage: /bom/ train-ai=n\n")
+    assert p.content_usage == [("/bom/", "train-ai=n", "Content-Usage: /bom/ train-ai=n")]

@@ -130,3 +130,15 @@ def test_two_megabyte_garbage_and_hostile_patterns_complete_quickly() -> None:
     hostile = AiTxt.parse("User-agent: *\n" + "Disallow: *a*a*a*a*a*a*a*a*a$\n" * 1000)
     assert hostile.check("/" + "a" * 5000 + "b", TOKEN).decision == NONE
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize("body", [
+    "\ufeffUser-Agent: ClearanceBot\nDisallow: *.jpg\n",
+    "\ufeffUser-Agent: ClearanceBot\nDisallow: *.jpg\n".encode(),
+], ids=["text", "bytes"])
+def test_a_leading_bom_is_skipped(body: str | bytes) -> None:
+    """A UTF-8 BOM before the first user-agent line does not hide the group."""
+    parsed = AiTxt.parse(body)
+    result = parsed.check("https://h.example/img/a.jpg", TOKEN)
+    assert result.decision == DENY and result.reason == AI_TXT_DISALLOWED
+    assert "group 'ClearanceBot' line 2" in (result.detail or "")

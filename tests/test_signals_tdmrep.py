@@ -276,3 +276,13 @@ def test_nothing_anywhere_is_none() -> None:
     result = decide(file_absent(), from_headers({}), from_html_meta(b""))
     assert result.decision == NONE
     assert decide(None).decision == NONE
+
+
+@pytest.mark.parametrize("body", [
+    '\ufeff[{"location": "/bom/", "tdm-reservation": 1}]',
+    '\ufeff[{"location": "/bom/", "tdm-reservation": 1}]'.encode(),
+], ids=["text", "bytes"])
+def test_a_leading_bom_is_skipped(body: str | bytes) -> None:
+    """tdmrep.json with a UTF-8 BOM (bytes EF BB BF or a decoded U+FEFF) is read, not refused."""
+    result = TdmRepFile.parse(body).match("/bom/p")
+    assert result.decision == DENY and result.reason == TDM_RESERVED and not result.error

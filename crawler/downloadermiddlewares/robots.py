@@ -23,6 +23,7 @@ from crawler.signals import ALLOW, DENY, SignalResult, evidence, located
 from crawler.signals.agents import load_ai_agents
 from crawler.signals.aipref import content_usage_from_robots
 from crawler.signals.robots import ROBOTS_MAX_BYTES, RobotsPolicy
+from crawler.signals.robotsfile import decode
 from pipeline.runs import reasons
 
 if TYPE_CHECKING:
@@ -52,9 +53,7 @@ class RobotsGateMiddleware:
             crawler,
             "robots",
             "/robots.txt",
-            parse=lambda r: RobotsPolicy(
-                r.body.decode("utf-8", errors="replace"), self.token, self.ai_agents, r.url
-            ),
+            parse=lambda r: RobotsPolicy(decode(r.body), self.token, self.ai_agents, r.url),
             absent=lambda why: RobotsPolicy.allow_all(why, self.token),
             max_bytes=ROBOTS_MAX_BYTES,
             retry_after=crawler.settings.getfloat("CLEARANCE_POLICY_RETRY_AFTER", 60.0),

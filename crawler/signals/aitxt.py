@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 from crawler.signals import ALLOW, DENY, NONE, SignalResult, clip, unreadable
 from crawler.signals.pathmatch import PathPattern, normalise
-from crawler.signals.robotsfile import MAX_CHARS, RobotsFile
+from crawler.signals.robotsfile import MAX_CHARS, RobotsFile, decode
 from pipeline.runs.reasons import AI_TXT_DISALLOWED
 
 CHECK = "ai_txt"
@@ -96,12 +96,15 @@ class AiTxt:
 
     @classmethod
     def parse(cls, text: str | bytes) -> AiTxt:
-        """Parse an ai.txt body; raises :class:`AiTxtError` if it is binary."""
+        """Parse an ai.txt body; raises :class:`AiTxtError` if it is binary.
+
+        A leading byte order mark is skipped by the shared robots-grammar decode.
+        """
         if isinstance(text, bytes | bytearray):
             head = bytes(text[: MAX_CHARS * 4])
             if b"\x00" in head:
                 raise AiTxtError("ai.txt is binary (contains NUL bytes), not a text file")
-            text = head.decode("utf-8", errors="replace")
+            text = decode(head)
         elif "\x00" in text[:MAX_CHARS]:
             raise AiTxtError("ai.txt is binary (contains NUL characters), not a text file")
         return cls(robots=RobotsFile.parse(text))

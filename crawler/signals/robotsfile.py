@@ -28,6 +28,20 @@ MAX_CHARS = 1024 * 1024
 
 _USER_AGENT_KEYS = frozenset({"user-agent", "useragent", "user agent"})
 _NOT_A_GROUP_MEMBER = frozenset({"sitemap"})
+BOM = "\ufeff"
+
+
+def decode(text: str | bytes) -> str:
+    """A robots-grammar body as text, without a leading byte order mark.
+
+    Bytes are read as UTF-8 (RFC 9309 section 2.3), at most ``MAX_CHARS * 4`` of them. A leading
+    BOM, as the bytes ``EF BB BF`` or an already decoded U+FEFF, is an encoding mark, not part of
+    the first line: RFC 9309 parsers (Google's among them) skip it, and left in place it would
+    turn ``User-agent: ClearanceBot`` on line 1 into an unknown key, hiding the whole group.
+    """
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text[: MAX_CHARS * 4]).decode("utf-8", errors="replace")
+    return text.removeprefix(BOM)
 
 
 def product_token(agent: str) -> str:
@@ -64,8 +78,7 @@ class RobotsFile:
 
     @classmethod
     def parse(cls, text: str | bytes) -> RobotsFile:
-        if isinstance(text, bytes | bytearray):
-            text = bytes(text[: MAX_CHARS * 4]).decode("utf-8", errors="replace")
+        text = decode(text)
         truncated = len(text) > MAX_CHARS
         if truncated:
             text = text[:MAX_CHARS]

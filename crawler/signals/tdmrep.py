@@ -100,6 +100,7 @@ class TdmRepFile:
         if len(body) > MAX_FILE_BYTES:
             raise TdmRepError(f"tdmrep.json is {len(body)} bytes, over {MAX_FILE_BYTES}")
         try:
+            # utf-8-sig skips a leading byte order mark (a str's U+FEFF is encoded to one above).
             data = json.loads(body.decode("utf-8-sig"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise TdmRepError(f"tdmrep.json is not JSON: {exc}") from None
