@@ -2,7 +2,7 @@
 
 One :class:`CrawlContext` is made by :mod:`crawler.runner` per crawl and attached to the
 Scrapy crawler (:func:`attach`) before its components are built, so the gates, the spider and
-the item pipeline agree on one registry and write to one run. (Not a setting: Scrapy copies
+the item stages agree on one registry and write to one run. (Not a setting: Scrapy copies
 settings, and the context holds open Parquet writers.)
 """
 
@@ -16,7 +16,6 @@ from typing import Any
 
 from crawler.images import (
     DecodePool,
-    ImageFacts,
     ImageRejected,
     content_hashes,
     inspect_image,
@@ -178,24 +177,6 @@ class CrawlContext:
     @property
     def pdq_dihedral(self) -> bool:
         return self.screen is not None and self.screen.screener.pdq_dihedral
-
-    async def decode(self, body: bytes, max_pixels: int, hashes: Any) -> ImageFacts | None:
-        """Decode + PDQ in the decode pool when it has room for this body; None when the
-        caller should decode it itself."""
-        if self.decode_pool is None or not self.decode_pool.has_room(len(body)):
-            return None
-        try:
-            return await self.decode_pool.inspect(body, max_pixels, dihedral=self.pdq_dihedral,
-                                                  hashes=hashes)
-        except ImageRejected:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the pool failing must not lose the image
-            logger.warning("decode pool unavailable (%s: %s); decoding in the crawl process",
-                           type(exc).__name__, exc)
-            pool, self.decode_pool = self.decode_pool, None
-            if pool is not None:
-                pool.close()
-            return None
 
     def is_suspended(self, source_id: str | None) -> bool:
         return self.screen is not None and self.screen.is_suspended(source_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import DropItem, IgnoreRequest
 
 
 class Refused(IgnoreRequest):
@@ -15,3 +15,12 @@ class Refused(IgnoreRequest):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class ItemRefused(DropItem):
+    """A per-item stage refused an image; its rejection row has already been written."""
+
+
+class ItemWithheld(DropItem):
+    """A blocklist hit, a hit's neighbour or an image of a suspended source: dropped with no
+    row and no rejection (the incident, if any, is already written)."""

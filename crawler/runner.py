@@ -1,9 +1,8 @@
-"""Run one crawl: decide eligibility, wire the gate stack into Scrapy, write the run.
+"""Run one crawl: decide eligibility, build the crawl's context, run Scrapy, commit the run.
 
-The gate order (downloader middlewares, lower runs first on the way out):
-consent (50) -> robots (60) -> opt-out policy files (70) -> Scrapy's own (retry, redirect,
-compression ...). Scrapy's RobotsTxtMiddleware and OffsiteMiddleware are off: our gates
-replace them and, unlike them, record every refusal.
+The gates and item stages, and their order, are switched on by one add-on
+(:mod:`crawler.addon`); this module adds the crawl's own tuning (concurrency, per-host delays,
+limits, timeouts) and checks that nothing could keep a response beyond its screening.
 """
 
 from __future__ import annotations
@@ -35,15 +34,6 @@ from pipeline.safety.hashlists import Screener
 
 logger = logging.getLogger(__name__)
 DECODE_WORKERS_ENV = "CLEARANCE_DECODE_WORKERS"
-
-GATES = {
-    "crawler.downloadermiddlewares.consent.ConsentGateMiddleware": 50,
-    "crawler.downloadermiddlewares.robots.RobotsGateMiddleware": 60,
-    "crawler.downloadermiddlewares.optout.OptOutGateMiddleware": 70,
-    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
-    "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
-}
-
 
 @dataclass(frozen=True)
 class CrawlPlan:
@@ -91,11 +81,7 @@ def scrapy_settings(context: CrawlContext, concurrency: int, log_level: str) -> 
             slots[host] = {"delay": delay}
     return {
         "USER_AGENT": settings.user_agent,
-        "ROBOTSTXT_OBEY": False,  # our RobotsGateMiddleware is the gate
-        "DOWNLOADER_MIDDLEWARES": GATES,
-        "ITEM_PIPELINES": {"crawler.pipelines.RunWriterPipeline": 100},
-        "EXTENSIONS": {"crawler.extensions.sizeguard.SizeGuard": 0},
-        "DUPEFILTER_CLASS": "crawler.dupefilter.LoopRecordingDupeFilter",
+        "ADDONS": {"crawler.addon.ClearanceAddon": 0},
         "CONCURRENT_REQUESTS": concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
         "CONCURRENT_ITEMS": 8,  # Scrapy's 100 starts 100 tasks per response (upstream #5182)
@@ -106,18 +92,10 @@ def scrapy_settings(context: CrawlContext, concurrency: int, log_level: str) -> 
         "DOWNLOAD_TIMEOUT": 30,
         "REDIRECT_MAX_TIMES": 10,
         "RETRY_TIMES": 1,
-        "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,  # Scrapy 2.19's code-executing HTTP control server
         "LOG_LEVEL": log_level,
-        "DEPTH_LIMIT": 0,  # per source, in the spider
-        "METAREFRESH_ENABLED": False,
         "DNS_TIMEOUT": 10,
-        # Nothing of a response may outlive its screening: no HTTP cache, no persisted
-        # request queue or dupefilter (JOBDIR) that could keep a blocklisted URL or its bytes.
-        "HTTPCACHE_ENABLED": False,
-        "JOBDIR": None,
-        "LOG_FORMATTER": "crawler.redaction.QuietItems",  # no item dumps in the log
     }
 
 

@@ -200,6 +200,9 @@ def test_a_failing_decode_pool_falls_back_to_the_crawl_process(context: CrawlCon
         def close(self) -> None:
             Broken.closed = True
 
+    from crawler.pipelines.screening import ScreeningStage
+
     context.decode_pool = Broken()  # type: ignore[assignment]
-    assert asyncio.run(context.decode(b"x" * 100_000, 10, None)) is None
+    stage = ScreeningStage(context)
+    assert asyncio.run(stage._in_pool(b"x" * 100_000, None)) is None  # type: ignore[arg-type]
     assert context.decode_pool is None and Broken.closed

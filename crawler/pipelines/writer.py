@@ -1,4 +1,4 @@
-"""Item pipeline: rows go to the run's items.parquet (streamed; committed at the end)."""
+"""The last stage: rows go to the run's items.parquet (streamed; committed at the end)."""
 
 from __future__ import annotations
 

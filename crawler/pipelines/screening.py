@@ -1,0 +1,106 @@
+"""Stage 100, screening: every fetched image is hashed, decoded under its bounds, PDQ-hashed and
+matched against the hash lists before any other stage sees it.
+
+A hit (or a hit's neighbour, or an image of a source suspended meanwhile) is dropped here with
+no row and no rejection: its incident is the one trace (:mod:`crawler.screening`). A body that
+does not decode is still matched on its exact hashes; its decode failure travels on with the
+item and becomes its rejection only after the header opt-outs had their say.
+
+Decode bounds: ``pdqhash`` holds the GIL, so bodies of 32 KiB or more go to the decode pool's
+worker process while it has room (the second core); otherwise the crawl decodes them itself,
+inline only when the image is small in bytes and in pixels (the header is peeked first: a tiny
+PNG can declare 50 megapixels), else in one thread at a time (a 50-megapixel hash takes ~1.4
+GB; ten at once would not fit).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.defer import DeferredSemaphore
+from twisted.internet.threads import deferToThread
+
+from crawler.context import CrawlContext, context_of
+from crawler.images import (
+    Hashes,
+    ImageFacts,
+    ImageRejected,
+    content_hashes,
+    header_pixels,
+    inspect_image,
+)
+from crawler.items import FetchedImage, withhold
+from pipeline.runs import reasons
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger(__name__)
+
+# Small images (in bytes and in pixels) decode + PDQ-hash in a few ms: a thread hand-off costs
+# more than it saves (measured with bench/crawl.py).
+INLINE_DECODE_BYTES = 256 * 1024
+INLINE_DECODE_PIXELS = 1024 * 1024
+
+
+class ScreeningStage:
+    def __init__(self, context: CrawlContext):
+        self.context = context
+        self.max_pixels = context.config.settings.limits.max_pixels
+        self.decode_threads = DeferredSemaphore(1)  # one threaded decode at a time (see above)
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> ScreeningStage:
+        return cls(context_of(crawler))
+
+    async def process_item(self, item: Any) -> Any:
+        if not isinstance(item, FetchedImage):
+            return item
+        body = item.response.body
+        item.hashes = content_hashes(body)
+        item.large = len(body) > INLINE_DECODE_BYTES or (
+            header_pixels(body) or 0) > INLINE_DECODE_PIXELS
+        try:
+            item.facts = await self._decode(body, item.hashes, item.large)
+        except ImageRejected as exc:
+            item.undecodable = exc
+        except Exception as exc:  # noqa: BLE001 - still screened on its exact hashes below
+            item.undecodable = ImageRejected(
+                reasons.NOT_AN_IMAGE, f"cannot decode: {type(exc).__name__}: {exc}")
+        if self.context.withheld(item.response, item.hashes, item.facts, item.mime):
+            withhold()
+        return item
+
+    async def _decode(self, body: bytes, hashes: Hashes, large: bool) -> ImageFacts:
+        """Decode + PDQ in the pool when it has room, else inline (small) or in a thread."""
+        facts = await self._in_pool(body, hashes)
+        if facts is not None:
+            return facts
+        if not large:
+            return self._inspect(body, hashes)
+        return await maybe_deferred_to_future(
+            self.decode_threads.run(deferToThread, self._inspect, body, hashes))
+
+    def _inspect(self, body: bytes, hashes: Hashes) -> ImageFacts:
+        return inspect_image(body, self.max_pixels, pdq=True, hashes=hashes,
+                             dihedral=self.context.pdq_dihedral)
+
+    async def _in_pool(self, body: bytes, hashes: Hashes) -> ImageFacts | None:
+        """The decode pool's answer, or None when the crawl should decode this body itself."""
+        context = self.context
+        pool = context.decode_pool
+        if pool is None or not pool.has_room(len(body)):
+            return None
+        try:
+            return await pool.inspect(body, self.max_pixels, dihedral=context.pdq_dihedral,
+                                      hashes=hashes)
+        except ImageRejected:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the pool failing must not lose the image
+            logger.warning("decode pool unavailable (%s: %s); decoding in the crawl process",
+                           type(exc).__name__, exc)
+            context.decode_pool = None
+            pool.close()
+            return None
