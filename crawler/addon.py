@@ -7,6 +7,7 @@ is the order of the flow as a reader should see it:
         50 consent gate   nothing outside an eligible source's scope is ever sent
         60 robots gate    robots.txt for our token, AI-agent blocks, Content-Usage rules
         70 opt-out gate   per-host policy files: tdmrep.json, ai.txt
+        80 page budget    limits.max_pages_per_source counts requests sent, not pages parsed
         then Scrapy's own (retry, redirect, compression ...)
     item pipelines (per fetched image, lower first):
         100 screening -> 200 opt-out signals -> 300 rights -> 400 rows -> 900 run writer
@@ -28,6 +29,7 @@ GATES = {
     "crawler.downloadermiddlewares.consent.ConsentGateMiddleware": 50,
     "crawler.downloadermiddlewares.robots.RobotsGateMiddleware": 60,
     "crawler.downloadermiddlewares.optout.OptOutGateMiddleware": 70,
+    "crawler.downloadermiddlewares.pagebudget.PageBudgetMiddleware": 80,
 }
 STAGES = {
     "crawler.pipelines.screening.ScreeningStage": 100,

@@ -76,7 +76,9 @@ class CrawlContext:
     writer: RunWriter
     signals_off: list[str] = field(default_factory=list)
     _seen: set[tuple[str, str]] = field(default_factory=set)
-    pages: Counter[str] = field(default_factory=Counter)
+    pages: Counter[str] = field(default_factory=Counter)  # pages parsed, per source
+    # page requests sent, per source (crawler.downloadermiddlewares.pagebudget)
+    page_requests: Counter[str] = field(default_factory=Counter)
     images: Counter[str] = field(default_factory=Counter)
     limits_hit: dict[str, list[str]] = field(default_factory=dict)
     # Image URLs refused through a page's opt-out: url -> (reason, detail). An image also found

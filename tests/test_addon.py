@@ -31,6 +31,7 @@ def test_the_gates_come_first_in_the_flows_order_and_scrapys_own_gates_are_off()
         "crawler.downloadermiddlewares.consent.ConsentGateMiddleware",
         "crawler.downloadermiddlewares.robots.RobotsGateMiddleware",
         "crawler.downloadermiddlewares.optout.OptOutGateMiddleware",
+        "crawler.downloadermiddlewares.pagebudget.PageBudgetMiddleware",
     ]
     assert order[: len(gates)] == gates  # before any of Scrapy's own middlewares
     assert not any(p.endswith(("RobotsTxtMiddleware", "OffsiteMiddleware")) for p in order)

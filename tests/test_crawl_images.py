@@ -172,3 +172,31 @@ def test_two_allowed_page_licences_keep_the_more_restrictive(site, crawled):
     item = crawled.item(site.url("/site/img/c.jpg"))
     assert item["licence"] == "CC-BY-4.0" and item["licence_source"] == "rel-license"
     assert "CC0-1.0" in item["licence_disagreement"]
+
+
+def test_max_pages_per_source_bounds_the_page_requests_sent(tmp_path: Path):
+    """Issue 9 defect 4: on a site that fans out (20 links a page), the page limit stops the
+    requests, not only the parsing; queued pages past it are dropped with a recorded reason."""
+    fan, limit = 20, 15
+    with MockServer() as srv:
+        srv.route("/robots.txt", status=404)
+        srv.route("/site/", body=page("".join(
+            f'<a href="/site/a{i}/">a</a>' for i in range(fan))))
+        for i in range(fan):
+            srv.route(f"/site/a{i}/", body=page("".join(
+                f'<a href="/site/a{i}/b{j}.html">b</a>' for j in range(fan))))
+            for j in range(fan):
+                srv.route(f"/site/a{i}/b{j}.html", body=page("leaf"))
+        write_settings(tmp_path / "configs", [local_source("site", srv.url("/site/"))],
+                       limits={"max_pages_per_source": limit})
+        result = run_crawl_cli(tmp_path)
+        assert result.returncode == 0, result.stderr
+        sent = [p for p in srv.paths() if p.startswith("/site/")]
+        assert len(sent) == limit, sent  # the server saw exactly the budget, no more
+        assert result.run["sources"]["site"]["pages"] == limit
+        assert result.run["limits_hit"] == {"max_pages_per_source": ["site"]}
+        dropped = [r for r in result.rejections if r["reason"] == reasons.PAGE_LIMIT]
+        assert dropped, "queued pages past the limit are recorded"
+        assert all(r["stage"] == reasons.STAGE_FETCH and "max_pages_per_source=15" in r["detail"]
+                   for r in dropped)
+        assert not {srv.url(p) for p in sent} & {r["url"] for r in dropped}

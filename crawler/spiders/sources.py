@@ -106,9 +106,9 @@ class SourceSpider(Spider):
             )
         if depth >= source.crawl.max_depth:
             return
-        if self.context.pages[source.id] >= self.max_pages:
+        if self.context.page_requests[source.id] >= self.max_pages:
             self.context.hit_limit("max_pages_per_source", source.id)
-            return
+            return  # the budget is spent: queue no more (queued ones are dropped, recorded)
         for url in find_links(sel, response.url):
             yield Request(
                 url,

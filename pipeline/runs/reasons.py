@@ -30,6 +30,8 @@ FETCH_FAILED = "fetch_failed"
 DUPLICATE = "duplicate"
 TAKEDOWN = "takedown"
 REVOKED = "revoked"
+# A page request of a source whose limits.max_pages_per_source was used up: never sent.
+PAGE_LIMIT = "page_limit"
 
 ALL: frozenset[str] = frozenset(
     value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)
