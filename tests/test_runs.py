@@ -276,6 +276,48 @@ def test_remove_where_on_rejections_by_reason(tmp_path: Path, source: Source) ->
     assert pq.read_table(writer.dir / REJECTIONS_FILE).column("url").to_pylist() == [url(1)]
 
 
+# --------------------------------------------------------------------------- credentials
+
+
+def test_no_row_carries_url_credentials(tmp_path: Path, source: Source) -> None:
+    """Whoever records a row, a URL's user info reaches the disk as ``***``: in `url`,
+    `page_url` and any text quoting a URL (a rejection's detail, an item's caption or signals);
+    in the Parquet footer's column statistics too."""
+    writer = RunWriter(tmp_path, "r1")
+    secret = "s3cret"
+    writer.add_rejection({
+        **make_rejection(source.id, f"http://user:{secret}@other.example/landing.html",
+                         "out_of_scope", stage="consent",
+                         detail=f"redirected from http://{secret}@aurora-art.example/hop"),
+        "page_url": f"https://u:{secret}%40x@aurora-art.example/gallery/",
+    })
+    item = make_item(source, url(1), run_id="r1", caption=f"mirror: http://u:{secret}@m/1.jpg")
+    item["signals"][0]["detail"] = f"http://u:{secret}@cdn.aurora-art.example/robots.txt"
+    writer.add_item(item)
+    assert item["caption"] == f"mirror: http://u:{secret}@m/1.jpg"  # the caller's row untouched
+    writer.commit(META)
+
+    (rejection,) = pq.read_table(writer.dir / REJECTIONS_FILE).to_pylist()
+    assert rejection["url"] == "http://***@other.example/landing.html"
+    assert rejection["page_url"] == "https://***@aurora-art.example/gallery/"
+    assert rejection["detail"] == "redirected from http://***@aurora-art.example/hop"
+    (row,) = pq.read_table(writer.dir / ITEMS_FILE).to_pylist()
+    assert row["url"] == url(1) and row["caption"] == "mirror: http://***@m/1.jpg"
+    assert row["signals"][0]["detail"] == "http://***@cdn.aurora-art.example/robots.txt"
+    for name in (ITEMS_FILE, REJECTIONS_FILE, RUN_JSON):
+        assert secret.encode() not in (writer.dir / name).read_bytes(), name
+
+
+def test_remove_items_finds_rows_whose_url_was_redacted(tmp_path: Path, source: Source) -> None:
+    writer = RunWriter(tmp_path, "r1")
+    with_userinfo = "https://u:s3cret@cdn.aurora-art.example/img/1.jpg"
+    writer.add_item(make_item(source, with_userinfo, run_id="r1"))
+    writer.add_item(make_item(source, url(2), run_id="r1"))
+    assert [r["url"] for r in writer.remove_items({with_userinfo})] == [
+        "https://***@cdn.aurora-art.example/img/1.jpg"]
+    assert writer.commit(META)["counts"]["items"] == 1
+
+
 # --------------------------------------------------------------------------- completed_runs
 
 

@@ -7,7 +7,8 @@ incident, in a directory only the owner can open (0700) and in files only the ow
 0600 inside the 0700 directory, then renamed into place), so no record is ever world-readable,
 not even while it is written. The README ("Incidents") documents every field.
 
-Everything outside this directory may carry only counts (:func:`incident_counts`).
+Everything outside this directory may carry only counts (:func:`incident_counts`). No record
+carries a URL's credentials: user info is written as ``***`` (:func:`redact_credentials`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
+from pipeline.safety.urls import URL_FIELDS, redact_credentials
 
 INCIDENTS_DIR = "incidents"
 FORMAT = "clearance.incident/1"
@@ -33,6 +35,8 @@ FILE_MODE = 0o600
 BLOCKLIST_MATCH = "blocklist_match"  # the content's hash is on a list (exact or PDQ)
 URL_LIST_MATCH = "url_list_match"  # the URL is on a URL list; nothing was fetched
 NEIGHBOUR = "blocklist_neighbour"  # PDQ within the threshold of another incident's image
+# Fields holding one URL each: its own user info is redacted, the rest of it kept as it was.
+_URL_FIELDS = URL_FIELDS | {"redirect_chain"}
 
 
 class IncidentError(OSError):
@@ -153,7 +157,8 @@ def write_incident(data_dir: Path, incident: Incident) -> Path:
     folder = incidents_dir(data_dir)
     final = folder / f"{incident.incident_id}.json"
     tmp = folder / f".{incident.incident_id}.{os.getpid()}.tmp"
-    blob = json.dumps(incident.document(), indent=2, sort_keys=True).encode("utf-8") + b"\n"
+    document = redact_credentials(incident.document(), _URL_FIELDS)
+    blob = json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)  # the umask may only have narrowed it; make it exact
