@@ -34,7 +34,7 @@ from pipeline.safety.incidents import (
     Incident,
     write_incident,
 )
-from pipeline.safety.matching import DEFAULT_PDQ_THRESHOLD, Hit, pdq_distance, pdq_within, reliable
+from pipeline.safety.matching import Hit, pdq_distance, pdq_within, reliable
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +87,6 @@ class CrawlScreen:
     failure: str | None = None  # set when an incident could not be written
     _state: State | None = None
 
-    @property
-    def threshold(self) -> int:
-        """Neighbour distance for hits from exact lists: the widest PDQ list threshold."""
-        pdq = [i.threshold for i in self.screener.lists if i.threshold is not None]
-        return max(pdq, default=DEFAULT_PDQ_THRESHOLD)
-
     def state(self) -> State:
         if self._state is None:
             self._state = State.in_data_dir(self.data_dir)
@@ -136,7 +130,7 @@ class CrawlScreen:
             incident = self._record(self._image_incident(image, BLOCKLIST_MATCH, hit, None), hit)
             if reliable(image.pdq, image.pdq_quality):
                 assert image.pdq is not None
-                self.hit_pdqs.append((image.pdq, self._threshold_for(hit), incident, hit))
+                self.hit_pdqs.append((image.pdq, self.screener.threshold_for(hit), incident, hit))
             return True
         if image.pdq and self.hit_pdqs and reliable(image.pdq, image.pdq_quality):
             # a late neighbour of an earlier hit
@@ -188,18 +182,12 @@ class CrawlScreen:
 
     # ------------------------------------------------------------------ records
 
-    def _threshold_for(self, hit: Hit) -> int:
-        for info in self.screener.lists:
-            if info.id == hit.list_id and info.threshold is not None:
-                return info.threshold
-        return self.threshold
-
     def _hit_fields(self, hit: Hit, threshold: int | None) -> dict[str, Any]:
         return {
             "list_id": hit.list_id, "list_version": hit.list_version, "list_kind": hit.kind,
             "matched": hit.matched, "distance": hit.distance,
             "threshold": threshold if threshold is not None else (
-                self._threshold_for(hit) if hit.kind == "pdq" else None),
+                self.screener.threshold_for(hit) if hit.kind == "pdq" else None),
         }
 
     def _image_incident(self, image: Fetched, kind: str, hit: Hit, neighbour_of: str | None,

@@ -50,7 +50,7 @@ from pipeline.safety.incidents import (
     Incident,
     write_incident,
 )
-from pipeline.safety.matching import DEFAULT_PDQ_THRESHOLD, Hit, pdq_distance, pdq_within, reliable
+from pipeline.safety.matching import Hit, pdq_distance, pdq_within, reliable
 
 SUSPEND_REASON = "blocklist hit found by clearance screen (incident {incident})"
 
@@ -63,6 +63,16 @@ class _Target:
     path: Path  # the run dir or the version dir
     table: pa.Table
     withdraw: set[int] = field(default_factory=set)
+    _rows: list[dict[str, Any]] | None = None
+
+    def claim(self, index: int) -> dict[str, Any] | None:
+        """Mark row ``index`` for withdrawal; its row, or None when already claimed."""
+        if index in self.withdraw:
+            return None
+        if self._rows is None:
+            self._rows = self.table.to_pylist()
+        self.withdraw.add(index)
+        return self._rows[index]
 
 
 @dataclass
@@ -72,14 +82,6 @@ class _Found:
     incident: Incident
     found_in: list[str]
     centre: tuple[str, int] | None = None  # (pdq, threshold) for neighbour expansion
-
-
-def _threshold(screener: Screener, hit: Hit) -> int:
-    for info in screener.lists:
-        if info.id == hit.list_id and info.threshold is not None:
-            return info.threshold
-    pdq = [i.threshold for i in screener.lists if i.threshold is not None]
-    return max(pdq, default=DEFAULT_PDQ_THRESHOLD)
 
 
 def _iso(value: Any) -> str | None:
@@ -103,6 +105,25 @@ def _incident(config: Config, row: dict[str, Any], kind: str, hit: Hit,
         matched=hit.matched, distance=hit.distance, threshold=threshold,
         user_agent=config.settings.user_agent,
     )
+
+
+def _hit(config: Config, row: dict[str, Any], hit: Hit, threshold: int) -> _Found:
+    """A row matched by a list: its incident, and its PDQ as a centre of neighbours."""
+    kind = URL_LIST_MATCH if hit.kind.startswith("url-") else BLOCKLIST_MATCH
+    incident = _incident(config, row, kind, hit, threshold if hit.kind == "pdq" else None)
+    reliable_pdq = reliable(row["pdq"], row.get("pdq_quality"))
+    return _Found(incident, [], (row["pdq"], threshold) if reliable_pdq else None)
+
+
+def _neighbour(config: Config, row: dict[str, Any], centre: str, threshold: int,
+               hit_found: _Found) -> _Found:
+    """A row within ``threshold`` of a hit's PDQ: its own incident, pointing at the hit's."""
+    centre_incident = hit_found.incident
+    hit = Hit(centre_incident.list_id or "", centre_incident.list_version or "",
+              centre_incident.list_kind or "", centre, pdq_distance(centre, row["pdq"]))
+    incident = _incident(config, row, NEIGHBOUR, hit, threshold)
+    incident.neighbour_of = centre_incident.incident_id
+    return _Found(incident, [])
 
 
 def _match_rows(screener: Screener, table: pa.Table) -> list[Hit | None]:
@@ -163,22 +184,14 @@ def rescreen(
     found: dict[tuple[str, str], _Found] = {}
     hits = 0
     for target in targets:
-        rows = None
         for index, hit in enumerate(_match_rows(screener, target.table)):
-            if hit is None:
+            row = None if hit is None else target.claim(index)
+            if hit is None or row is None:
                 continue
-            rows = rows or target.table.to_pylist()
-            row = rows[index]
-            target.withdraw.add(index)
             hits += 1
             key = (row["url"], row["sha256"])
             if key not in found:
-                kind = URL_LIST_MATCH if hit.kind.startswith("url-") else BLOCKLIST_MATCH
-                threshold = _threshold(screener, hit)
-                found[key] = _Found(_incident(config, row, kind, hit,
-                                              threshold if hit.kind == "pdq" else None), [],
-                                    (row["pdq"], threshold)
-                                    if reliable(row["pdq"], row.get("pdq_quality")) else None)
+                found[key] = _hit(config, row, hit, screener.threshold_for(hit))
             found[key].found_in.append(target.label)
 
     # Pass 1b: URL lists over the rows that name URLs without content (run rejections,
@@ -222,26 +235,18 @@ def rescreen(
         pdqs = [p if reliable(p, q) else None for p, q in zip(
             target.table["pdq"].to_pylist(), target.table["pdq_quality"].to_pylist(),
             strict=True)]
-        rows = None
         for centre, threshold, hit_found in centres:
             for index in pdq_within(centre, pdqs, threshold):
-                if index in target.withdraw:
+                row = target.claim(index)
+                if row is None:
                     continue
-                rows = rows or target.table.to_pylist()
-                row = rows[index]
-                target.withdraw.add(index)
                 count_neighbours += 1
                 key = (row["url"], row["sha256"])
-                if key not in neighbours and key not in found:
-                    centre_incident = hit_found.incident
-                    hit = Hit(centre_incident.list_id or "", centre_incident.list_version or "",
-                              centre_incident.list_kind or "", centre,
-                              pdq_distance(centre, row["pdq"]))
-                    incident = _incident(config, row, NEIGHBOUR, hit, threshold)
-                    incident.neighbour_of = centre_incident.incident_id
-                    neighbours[key] = _Found(incident, [])
-                if key in neighbours:
-                    neighbours[key].found_in.append(target.label)
+                if key in found:
+                    continue  # a direct hit elsewhere: its incident covers this row
+                if key not in neighbours:
+                    neighbours[key] = _neighbour(config, row, centre, threshold, hit_found)
+                neighbours[key].found_in.append(target.label)
 
     # Records first (nothing is withdrawn without its incident), then suspensions.
     suspended: list[str] = []

@@ -183,6 +183,20 @@ class Screener:
     def empty(cls) -> Screener:
         return cls([])
 
+    @property
+    def neighbour_threshold(self) -> int:
+        """Neighbour distance for hits from exact lists: the widest PDQ list threshold."""
+        pdq = [i.threshold for i in self.lists if i.threshold is not None]
+        return max(pdq, default=DEFAULT_PDQ_THRESHOLD)
+
+    def threshold_for(self, hit: Hit) -> int:
+        """The PDQ distance a hit's neighbours lie within: its own list's threshold for a PDQ
+        hit, else :attr:`neighbour_threshold`."""
+        for info in self.lists:
+            if info.id == hit.list_id and info.threshold is not None:
+                return info.threshold
+        return self.neighbour_threshold
+
     @classmethod
     def load(cls, config: Config) -> Screener:
         """Read and index every list; raise ConfigError listing every malformed line."""
