@@ -1,8 +1,12 @@
-"""Log redaction: image URLs and listed URLs never reach a log line, item dumps never do.
+"""Log redaction: image URLs, listed URLs and URL credentials never reach a log line, item dumps
+never do.
 
 Scrapy logs "Crawled (200) <GET url>" before any callback could know the image is a blocklist
 hit, so every record is redacted as it is made (:meth:`RedactImageUrls.factory`); item log
-lines name only the item's source (:class:`QuietItems`).
+lines name only the item's source (:class:`QuietItems`). The same factory replaces the user
+info of every URL in a message or a traceback with ``***`` (``pipeline.safety.urls``), so a
+password in a link or a redirect hop ("Redirecting (302) to <GET http://u:pw@host/>") is never
+logged.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ from typing import Any
 from scrapy.logformatter import LogFormatter, LogFormatterResult
 
 from crawler.screening import CrawlScreen
+from pipeline.safety.urls import strip_credentials
 
 _URL_RE = re.compile(r"https?://[^\s<>'\"]+")
 _TRAILING = ".,;:)]}"
 
 
 class RedactImageUrls(logging.Filter):
-    """Replace image URLs (and URL-listed URLs) in log records with ``<image URL>``.
+    """Replace image URLs (and URL-listed URLs) in log records with ``<image URL>``, and the
+    user info of any URL with ``***``.
 
     Installed as the log record factory for the crawl (:meth:`factory`). Image URLs stay in
     items/rejections; logs are not the place for them, since a line may be written before the
@@ -70,8 +76,6 @@ class RedactImageUrls(logging.Filter):
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a malformed record is left to logging itself
             return True
-        if "://" not in message:
-            return True
         changed = False
 
         def replace(match: re.Match[str]) -> str:
@@ -83,12 +87,19 @@ class RedactImageUrls(logging.Filter):
                 return "<image URL>" + url[len(core):]
             return url
 
-        redacted = _URL_RE.sub(replace, message)
-        if changed:
+        redacted = _URL_RE.sub(replace, message) if "://" in message else message
+        redacted = strip_credentials(redacted)
+        if redacted != message:
             record.msg = redacted
             record.args = None
-        if record.exc_info and record.exc_text is None and changed:
-            record.exc_info = None  # a traceback could repeat the URL
+        if record.exc_info and record.exc_text is None:
+            if changed:
+                record.exc_info = None  # a traceback could repeat the image URL
+            else:
+                # A download error may quote a URL with its credentials; formatted once here,
+                # the handlers' formatters reuse exc_text.
+                text = logging.Formatter().formatException(record.exc_info)
+                record.exc_text = strip_credentials(text)
         return True
 
 
