@@ -607,3 +607,10 @@ def test_content_usage_grouping_after_a_leading_bom() -> None:
     p = policy(f"\ufeffUser-agent: OtherBot\nContent-Usage: train-ai=n\n\n"
                f"User-agent: {TOKEN}\nContent-Usage: /bom/ train-ai=n\n")
     assert p.content_usage == [("/bom/", "train-ai=n", "Content-Usage: /bom/ train-ai=n")]
+
+
+def test_a_timed_out_decision_says_so() -> None:
+    hostile = policy("User-agent: *\nDisallow: /*a*a*a*a*a$\n")
+    assert hostile.check(HOST + "/" + "a" * 200 + "b").timed_out
+    plain = policy(f"User-agent: {TOKEN}\nDisallow: /x\n").check(HOST + "/x")
+    assert not plain.allowed and not plain.timed_out

@@ -60,6 +60,7 @@ class RobotsDecision:
     reason: str | None = None
     found: str | None = None  # the rule line that decided, or a note
     detail: str | None = None
+    timed_out: bool = False  # refused because the rules could not be evaluated in time
 
 
 def parse_groups(text: str | RobotsFile) -> tuple[list[Group], list[tuple[str, str, int]]]:
@@ -248,6 +249,7 @@ class RobotsPolicy:
                     f"line {deciding.line}: {deciding.raw}" if deciding else None,
                     f"rule evaluation exceeded {DECISION_DEADLINE_S}s on {self.source_url}; "
                     "refused (fail closed)",
+                    timed_out=True,
                 )
             if not (ok_protego and ok_rerp):
                 refusers = [n for n, ok in (("protego", ok_protego), ("rerp", ok_rerp)) if not ok]
