@@ -6,6 +6,10 @@ other request to that origin waits for the answer with its own Deferred. 4xx mea
 absent (the origin declares nothing); 2xx is parsed (a parse error reserves the origin); 5xx,
 timeouts, oversize bodies, redirects out of consent reserve the origin until a retry after
 ``retry_after`` seconds. A parsed policy is kept for ``ttl`` seconds (24 h).
+
+Files other than robots.txt are requested only where robots.txt allows them for our token: the
+robots gate checks each request (and redirect hop) against the origin's cached robots policy and
+raises :class:`PolicyFileDisallowed` before anything is sent, which counts as an absent file.
 """
 
 from __future__ import annotations
@@ -38,6 +42,19 @@ CACHE_TTL_S = 24 * 3600
 
 class PolicyParseError(ValueError):
     """A policy file that was served but cannot be read: the origin is reserved."""
+
+
+class PolicyFileDisallowed(IgnoreRequest):
+    """robots.txt disallows a policy file (or a redirect hop of it) for our token: not requested.
+
+    The site chose not to let us read it, so the file counts as absent (``absent(detail)``), not
+    as a failure; the URLs it would have governed remain governed by robots.txt.
+    """
+
+    def __init__(self, detail: str, *, after_redirect: bool = False):
+        self.detail = detail
+        self.after_redirect = after_redirect  # the file's own URL was requested, a hop was not
+        super().__init__(detail)
 
 
 @dataclass
@@ -119,11 +136,16 @@ class OriginPolicies(Generic[P]):
             },
         )
         stats = self.crawler.stats
-        stats.inc_value(f"{self.name}/request_count")
         policy: P | None = None
         failure: str | None = None
+        requested = True
         try:
             response: Response = await self.crawler.engine.download_async(req)
+        except PolicyFileDisallowed as exc:
+            # Not requested (unless a redirect hop was refused), so not counted as a request.
+            requested = exc.after_redirect
+            stats.inc_value(f"{self.name}/robots_disallowed")
+            policy = self.absent(exc.detail)
         except Refused as exc:
             failure = f"{url}: fetch refused ({exc})"
         except IgnoreRequest as exc:
@@ -144,6 +166,8 @@ class OriginPolicies(Generic[P]):
                 failure = f"{url}: redirect not followed (HTTP {status} from {final})"
             else:
                 failure = f"{url}: HTTP {status}; reserved until it answers"
+        if requested:
+            stats.inc_value(f"{self.name}/request_count")
         now = time.monotonic()
         state.fetched_at = now
         if policy is not None:

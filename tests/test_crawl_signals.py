@@ -294,3 +294,67 @@ def test_tdm_meta_supersedes_the_page_header_as_the_spec_says(srv, tmp_path):
     result = crawl(srv, tmp_path, [], extra_pages='<a href="/site/meta0.html">m</a>')
     kept = signal(result.item(srv.url("/site/meta0/a.jpg")), "page.tdmrep")
     assert kept["decision"] == "allow" and "supersedes" in kept["detail"]
+
+
+# ------------------------------------------------------------------ policy files under robots.txt
+
+AI_TXT_ALL = "User-Agent: *\nDisallow: *\nDisallow: /\n"
+TDMREP_ALL = '[{"location": "/", "tdm-reservation": 1}]'
+
+
+def serve_policy_files(srv: MockServer) -> None:
+    """tdmrep.json and ai.txt that would refuse everything, if they were read."""
+    srv.route("/.well-known/tdmrep.json", body=TDMREP_ALL, content_type="application/json")
+    srv.route("/ai.txt", body=AI_TXT_ALL, content_type="text/plain")
+
+
+@pytest.mark.parametrize("robots", [
+    "User-agent: *\nDisallow: /\n",
+    "User-agent: ClearanceBot\nDisallow: /\n\nUser-agent: *\nAllow: /\n",
+])
+def test_a_site_that_disallows_everything_gets_only_the_robots_txt_request(
+        srv: MockServer, tmp_path: Path, robots: str):
+    srv.route("/robots.txt", body=robots, content_type="text/plain")
+    serve_policy_files(srv)
+    serve_image(srv, "/site/a.jpg", image_bytes((1, 1, 1)))
+    result = crawl(srv, tmp_path, ["/site/a.jpg"])
+    assert srv.paths() == ["/robots.txt"]
+    assert result.reasons_for(srv.url("/site/")) == [reasons.ROBOTS_DISALLOWED]
+    assert not result.items
+
+
+def test_policy_files_robots_txt_disallows_are_not_read(srv: MockServer, tmp_path: Path):
+    srv.route("/robots.txt", content_type="text/plain", body=(
+        "User-agent: ClearanceBot\nDisallow: /ai.txt\nDisallow: /.well-known/\nAllow: /\n"))
+    serve_policy_files(srv)
+    serve_image(srv, "/site/a.jpg", image_bytes((1, 1, 1)))
+    result = crawl(srv, tmp_path, ["/site/a.jpg"])
+    assert not srv.was_requested("/ai.txt")
+    assert not srv.was_requested("/.well-known/tdmrep.json")
+    assert srv.count("/robots.txt") == 1
+    assert srv.was_requested("/site/") and srv.was_requested("/site/a.jpg")
+    item = result.item(srv.url("/site/a.jpg"))
+    tdm = signal(item, "tdmrep.file")
+    assert tdm["ran"] and tdm["decision"] == "none"
+    assert tdm["detail"] == (
+        "robots.txt disallows /.well-known/tdmrep.json for ClearanceBot; not read")
+    ai = signal(item, "ai_txt")
+    assert ai["ran"] and ai["decision"] == "none"
+    assert ai["detail"] == "robots.txt disallows /ai.txt for ClearanceBot; not read"
+
+
+def test_a_policy_file_redirected_into_a_robots_disallowed_path_is_not_followed(
+        srv: MockServer, tmp_path: Path):
+    srv.route("/robots.txt", content_type="text/plain", body=(
+        "User-agent: ClearanceBot\nDisallow: /site/hidden/\nAllow: /\n"))
+    srv.redirect("/ai.txt", "/site/hidden/ai.txt")
+    srv.route("/site/hidden/ai.txt", body=AI_TXT_ALL, content_type="text/plain")
+    serve_image(srv, "/site/a.jpg", image_bytes((1, 1, 1)))
+    result = crawl(srv, tmp_path, ["/site/a.jpg"])
+    assert srv.count("/ai.txt") == 1
+    assert not srv.was_requested("/site/hidden/ai.txt")
+    ai = signal(result.item(srv.url("/site/a.jpg")), "ai_txt")
+    assert ai["decision"] == "none"
+    assert ai["detail"] == (
+        "robots.txt disallows /site/hidden/ai.txt (redirected from /ai.txt) for ClearanceBot; "
+        "not read")

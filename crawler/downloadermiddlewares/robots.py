@@ -5,6 +5,9 @@ Deferred hands later waiters no parser, 5xx bodies are parsed as rules, download
 allow-all). The file is fetched and cached by :class:`crawler.policyfiles.OriginPolicies`: every
 request to an origin waits for that origin's answer; 4xx allows, 5xx/errors/oversize reserve the
 origin until a retry after ``CLEARANCE_POLICY_RETRY_AFTER`` seconds; kept for at most 24 hours.
+
+The other policy files (tdmrep.json, ai.txt, fetched by the opt-out gate) pass through here too:
+each is requested only where that cached robots policy allows it for our token.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from scrapy import Request
+from scrapy.exceptions import IgnoreRequest
 
 from crawler.context import CrawlContext, context_of
 from crawler.exceptions import Refused
 from crawler.meta import META_PAGE, META_POLICY, META_SOURCE, record_signal
-from crawler.policyfiles import OriginPolicies
+from crawler.policyfiles import OriginPolicies, PolicyFileDisallowed
 from crawler.signals import ALLOW, DENY, SignalResult, evidence, located
 from crawler.signals.agents import load_ai_agents
 from crawler.signals.aipref import content_usage_from_robots
@@ -65,8 +69,12 @@ class RobotsGateMiddleware:
         return cls(crawler, context_of(crawler))
 
     async def process_request(self, request: Request) -> None:
-        if request.meta.get(META_POLICY):
-            return  # policy files themselves (already inside consent: the gate checked)
+        policy_file = request.meta.get(META_POLICY)
+        if policy_file == self.files.name:
+            return  # robots.txt itself, and its redirect hops (already inside consent)
+        if policy_file:
+            await self._policy_file(request)
+            return
         state = await self.files.get(request)
         source_id = request.meta.get(META_SOURCE)
         if state.policy is None:
@@ -97,6 +105,36 @@ class RobotsGateMiddleware:
         if state.policy.crawl_delay:
             self._apply_crawl_delay(request, state.policy.crawl_delay)
         self.stats.inc_value("robots/allowed")
+
+    async def _policy_file(self, request: Request) -> None:
+        """tdmrep.json, ai.txt (and each redirect hop): requested only where robots.txt allows.
+
+        Decided on the origin's cached robots policy (the request that triggered the file has
+        already waited for it, so robots.txt is not fetched again). Disallowed: nothing is sent
+        and the file counts as absent (:class:`PolicyFileDisallowed`), since the site chose not
+        to let us read it. Our token's group decides, not the AI-agent groups: the question is
+        whether we may read the file, and reading more opt-out files is the cautious side. An
+        unreachable robots.txt, or a decision that timed out, reserves the origin instead.
+        """
+        state = await self.files.get(request)
+        path = _path(request.url)
+        if state.policy is None:
+            self.stats.inc_value("robots/policy_file_not_read/unreachable")
+            raise IgnoreRequest(
+                f"robots.txt unreachable ({state.failure or 'unavailable'}); {path} not read"
+            )
+        decision = state.policy.check(request.url, ai_optout=False)
+        if decision.allowed:
+            return
+        self.stats.inc_value("robots/policy_file_not_read/disallowed")
+        if decision.timed_out:
+            raise IgnoreRequest(f"{path} not read: {decision.detail}")
+        hops = request.meta.get("redirect_urls")
+        via = f" (redirected from {_path(hops[0])})" if hops else ""
+        raise PolicyFileDisallowed(
+            f"robots.txt disallows {path}{via} for {self.token}; not read",
+            after_redirect=bool(hops),
+        )
 
     def _apply_crawl_delay(self, request: Request, delay: float) -> None:
         downloader = self.crawler.engine.downloader
