@@ -78,13 +78,25 @@ class ImageRejected(Exception):
         return (ImageRejected, (self.reason, self.detail))
 
 
-def header_pixels(body: bytes) -> int | None:
-    """Width x height from the image header alone (no pixel is decoded); None if unreadable."""
+def open_header(body: bytes) -> Image.Image | None:
+    """The image with only its header read (no pixel decoded), for :func:`inspect_image` to
+    decode without reading the header again; None if the header is unreadable (then
+    :func:`inspect_image` reports what is wrong with the body)."""
     try:
-        with Image.open(io.BytesIO(body), formats=FORMATS) as img:
-            width, height = img.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(body), formats=FORMATS)
     except Exception:  # noqa: BLE001 - inspect_image reports what is wrong with the body
         return None
+
+
+def header_pixels(body: bytes) -> int | None:
+    """Width x height from the image header alone (no pixel is decoded); None if unreadable."""
+    img = open_header(body)
+    if img is None:
+        return None
+    with img:
+        width, height = img.size
     return width * height
 
 
@@ -95,18 +107,20 @@ def inspect_image(
     pdq: bool = False,
     dihedral: bool = False,
     hashes: Hashes | None = None,
+    opened: Image.Image | None = None,
 ) -> ImageFacts:
     """Open, bound and fully decode an image; raise :class:`ImageRejected` with a reason.
 
     With ``pdq`` the PDQ hash and quality of the decoded image are computed too; an image that
-    decodes but cannot be PDQ-hashed is rejected (it could not be screened).
+    decodes but cannot be PDQ-hashed is rejected (it could not be screened). ``opened`` is the
+    body's image from :func:`open_header`, when the caller has already read its header.
     """
     if not body:
         raise ImageRejected(reasons.NOT_AN_IMAGE, "empty body")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(body), formats=FORMATS) as img:
+            with opened or Image.open(io.BytesIO(body), formats=FORMATS) as img:
                 width, height = img.size
                 if width <= 0 or height <= 0:
                     raise ImageRejected(reasons.NOT_AN_IMAGE, f"invalid size {width}x{height}")

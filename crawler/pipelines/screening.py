@@ -28,8 +28,8 @@ from crawler.images import (
     ImageFacts,
     ImageRejected,
     content_hashes,
-    header_pixels,
     inspect_image,
+    open_header,
 )
 from crawler.items import FetchedImage, withhold
 from pipeline.runs import reasons
@@ -60,10 +60,9 @@ class ScreeningStage:
             return item
         body = item.response.body
         item.hashes = content_hashes(body)
-        item.large = len(body) > INLINE_DECODE_BYTES or (
-            header_pixels(body) or 0) > INLINE_DECODE_PIXELS
+        item.large = len(body) > INLINE_DECODE_BYTES
         try:
-            item.facts = await self._decode(body, item.hashes, item.large)
+            item.facts = await self._decode(item)
         except ImageRejected as exc:
             item.undecodable = exc
         except Exception as exc:  # noqa: BLE001 - still screened on its exact hashes below
@@ -73,19 +72,27 @@ class ScreeningStage:
             withhold()
         return item
 
-    async def _decode(self, body: bytes, hashes: Hashes, large: bool) -> ImageFacts:
-        """Decode + PDQ in the pool when it has room, else inline (small) or in a thread."""
+    async def _decode(self, item: FetchedImage) -> ImageFacts:
+        """Decode + PDQ in the pool when it has room, else here: inline when small in bytes and
+        in pixels, otherwise in a thread. The header is read once, and only in this process
+        when this process decodes."""
+        body, hashes = item.response.body, item.hashes
+        assert hashes is not None
         facts = await self._in_pool(body, hashes)
         if facts is not None:
+            item.large = item.large or facts.width * facts.height > INLINE_DECODE_PIXELS
             return facts
-        if not large:
-            return self._inspect(body, hashes)
+        opened = None if item.large else open_header(body)
+        if opened is not None and opened.size[0] * opened.size[1] > INLINE_DECODE_PIXELS:
+            item.large = True
+        if not item.large:
+            return self._inspect(body, hashes, opened)
         return await maybe_deferred_to_future(
-            self.decode_threads.run(deferToThread, self._inspect, body, hashes))
+            self.decode_threads.run(deferToThread, self._inspect, body, hashes, opened))
 
-    def _inspect(self, body: bytes, hashes: Hashes) -> ImageFacts:
+    def _inspect(self, body: bytes, hashes: Hashes, opened: Any = None) -> ImageFacts:
         return inspect_image(body, self.max_pixels, pdq=True, hashes=hashes,
-                             dihedral=self.context.pdq_dihedral)
+                             dihedral=self.context.pdq_dihedral, opened=opened)
 
     async def _in_pool(self, body: bytes, hashes: Hashes) -> ImageFacts | None:
         """The decode pool's answer, or None when the crawl should decode this body itself."""
