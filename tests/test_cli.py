@@ -8,6 +8,14 @@ import sys
 from pathlib import Path
 
 from helpers_config import source_doc, write_config
+from helpers_output import (
+    cli_command,
+    long_dir,
+    missing_paths,
+    piped_env,
+    printed_paths,
+    run_in_terminal,
+)
 from helpers_runs import make_item, write_run
 
 
@@ -83,3 +91,32 @@ def test_schedule_run_once_with_nothing_due(tmp_path: Path):
     write_config(tmp_path / "configs", [source_doc("aurora")])  # no schedule
     result = clearance(tmp_path, "schedule", "run", "--once")
     assert result.returncode == 0 and "nothing is due" in result.stdout
+
+
+def test_init_and_build_print_long_paths_whole(tmp_path: Path):
+    """A path is one token as printed, into a pipe with COLUMNS=40 and in a 40-column terminal."""
+    project = long_dir(tmp_path)
+    init = subprocess.run(cli_command("init", str(project)), capture_output=True, text=True,
+                          timeout=120, check=False, env=piped_env(columns=40))
+    assert init.returncode == 0, init.stderr
+    wrote = printed_paths(init.stdout, project)
+    assert wrote and not missing_paths(init.stdout, project), init.stdout
+    assert any(p.endswith("configs/clearance.yaml") for p in wrote), init.stdout
+
+    setup_runs(project)
+    built = clearance(project, "build", "my-set")
+    assert built.returncode == 0, built.stderr
+    narrow = subprocess.run(
+        cli_command("--config", str(project / "configs"), "--data", str(project / "data"),
+                    "build", "my-set"),
+        capture_output=True, text=True, timeout=120, check=False, env=piped_env(columns=40),
+    )
+    code, seen = run_in_terminal(
+        cli_command("--config", str(project / "configs"), "--data", str(project / "data"),
+                    "build", "my-set"), columns=40,
+    )
+    assert narrow.returncode == 0 and code == 0, (narrow.stderr, seen)
+    for out, version in ((built.stdout, "v1"), (narrow.stdout, "v2"), (seen, "v3")):
+        paths = printed_paths(out, project)
+        assert [p for p in paths if p.endswith(f"my-set/{version}")], out
+        assert not missing_paths(out, project), out
