@@ -19,7 +19,7 @@ from typing import Any
 from scrapy.logformatter import LogFormatter, LogFormatterResult
 
 from crawler.screening import CrawlScreen
-from pipeline.safety.urls import strip_credentials
+from pipeline.runs.credentials import strip_credentials
 
 _URL_RE = re.compile(r"https?://[^\s<>'\"]+")
 _TRAILING = ".,;:)]}"

@@ -12,14 +12,14 @@ from helpers_config import settings_doc, source_doc, write_config
 
 from crawler.redaction import RedactImageUrls
 from crawler.screening import CrawlScreen
-from pipeline.safety.hashlists import Screener
-from pipeline.safety.incidents import URL_LIST_MATCH, Incident, read_incidents, write_incident
-from pipeline.safety.urls import (
-    normalise_url,
+from pipeline.runs.credentials import (
     redact_credentials,
     redact_userinfo,
     strip_credentials,
 )
+from pipeline.safety.hashlists import Screener
+from pipeline.safety.incidents import URL_LIST_MATCH, Incident, read_incidents, write_incident
+from pipeline.safety.urls import normalise_url
 
 SECRET = "s3cret"
 

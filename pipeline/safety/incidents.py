@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.safety.urls import URL_FIELDS, redact_credentials
+from pipeline.runs.credentials import URL_FIELDS, redact_credentials
 
 INCIDENTS_DIR = "incidents"
 FORMAT = "clearance.incident/1"

@@ -1,35 +1,10 @@
-"""URL normalisation: the form ``url-*`` hash lists hash (and URL takedowns will match).
-
-Also the one place to take URL-credential redaction from (:func:`redact_userinfo` for a URL,
-:func:`strip_credentials` for text quoting URLs, :func:`redact_credentials` for a whole row or
-record). They live in :mod:`pipeline.runs.writer`, because the run writer applies them to every
-row and ``pipeline.runs`` imports nothing above it; they are re-exported here for the crawler and
-the incident records.
-"""
+"""URL normalisation: the form ``url-*`` hash lists hash (and URL takedowns will match)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 from urllib.parse import urlsplit, urlunsplit
-
-from pipeline.runs.writer import (
-    CREDENTIALS_MASK,
-    URL_FIELDS,
-    redact_credentials,
-    redact_userinfo,
-    strip_credentials,
-)
-
-__all__ = [
-    "CREDENTIALS_MASK",
-    "URL_FIELDS",
-    "normalise_url",
-    "redact_credentials",
-    "redact_userinfo",
-    "strip_credentials",
-    "url_digest",
-]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
