@@ -106,7 +106,10 @@ class RedactImageUrls(logging.Filter):
 def _item_ref(item: Any) -> str:
     """An item as log lines may name it: its source only (an item may be withdrawn later as a
     hit's neighbour, and its hashes must then appear nowhere but in the incident)."""
-    source = item.get("source_id") if isinstance(item, dict) else None
+    if isinstance(item, dict):
+        source = item.get("source_id")
+    else:  # a crawler.items.FetchedImage between stages
+        source = getattr(getattr(item, "source", None), "id", None)
     return f"an item of source {source}" if source else "an item"
 
 

@@ -206,3 +206,18 @@ def test_a_failing_decode_pool_falls_back_to_the_crawl_process(context: CrawlCon
     stage = ScreeningStage(context)
     assert asyncio.run(stage._in_pool(b"x" * 100_000, None)) is None  # type: ignore[arg-type]
     assert context.decode_pool is None and Broken.closed
+
+
+def test_a_dropped_image_between_stages_is_logged_by_its_source_only():
+    from types import SimpleNamespace
+
+    from crawler.exceptions import ItemRefused
+
+    formatter = QuietItems()
+    item = SimpleNamespace(url="http://h/x.jpg", source=SimpleNamespace(id="s1"))
+    spider = SimpleNamespace(crawler=SimpleNamespace(settings={
+        "DEFAULT_DROPITEM_LOG_LEVEL": "WARNING"}))
+    line = formatter.dropped(item, ItemRefused("x_robots_noai", log_level="DEBUG"), None,
+                             spider)  # type: ignore[arg-type]
+    text = line["msg"] % line["args"]
+    assert "http://h" not in text and "s1" in text and line["level"] == logging.DEBUG
