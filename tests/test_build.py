@@ -383,8 +383,8 @@ def test_manifest_json_records_inputs_files_and_sources(world):
     assert aurora["consent"] == config.sources["aurora"].consent.model_dump(mode="json")
     assert aurora["age_verification"]["id"] == "AV-aurora"
     assert aurora["eligibility"]["eligible"] is True
-    assert [f["name"] for f in doc["filters"]] == ["consent", "licence", "dedupe"]
-    assert doc["filters"][1] == {
+    assert [f["name"] for f in doc["filters"]] == ["consent", "takedown", "licence", "dedupe"]
+    assert doc["filters"][2] == {
         "name": "licence",
         "total": 7,
         "kept": 5,

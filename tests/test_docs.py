@@ -20,6 +20,7 @@ def _commands(group: click.Group, prefix: str = "") -> list[str]:
     import pipeline.cli.manifests  # noqa: F401
     import pipeline.cli.screening  # noqa: F401
     import pipeline.cli.sources  # noqa: F401
+    import pipeline.cli.takedowns  # noqa: F401
 
     for name, command in sorted(group.commands.items()):
         full = f"{prefix}{name}"

@@ -138,7 +138,7 @@ def test_dedupe_is_independent_of_input_order(config):
 
 def test_default_chain_order(config):
     names = [f.name for f in default_filters(config, date.today(), set())]
-    assert names == ["consent", "licence", "dedupe"]
+    assert names == ["consent", "takedown", "licence", "dedupe"]
 
 
 def test_licence_filter_no_licence_for_missing_or_unlisted_licence_ref():

@@ -2,8 +2,10 @@
 
 `filters` are the build-stage filters (one base: `filter` decides, the base counts and records
 every exclusion), `builder` runs them and commits `data/manifests/<name>/v<N>/`, `versions`
-says where versions live and resolves `NAME@vN`. A new build filter is a `BuildFilter`
-subclass in `filters`, added to `default_filters`.
+says where versions live and resolves `NAME@vN`. `takedowns` matches takedowns over Arrow
+tables (the build's filter and `impact` share it), `impact` finds the versions that held what
+a takedown names, `removals` counts per reason what left since the previous version. A new
+build filter is a `BuildFilter` subclass in `filters`, added to `default_filters`.
 
 May import: registry, runs, safety.
 """

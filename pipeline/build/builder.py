@@ -1,10 +1,12 @@
 """Manifest build: completed runs -> ``data/manifests/<name>/v<N>/``, atomic and reproducible.
 
 The union of the chosen runs' items goes through :func:`pipeline.build.filters.default_filters`
-(current consent, licence policy, dedupe); kept rows are written as ``data/part-*.parquet``,
-every dropped row as ``audit/exclusions.parquet``, and ``manifest.json`` records inputs, counts
-and checksums. A version is assembled in a hidden ``.tmp-v<N>-<pid>`` directory under an
-exclusive lock and renamed into place, so readers see a whole version or none.
+(current consent, active takedowns from ``state.sqlite``, licence policy, dedupe); kept rows are
+written as ``data/part-*.parquet``, every dropped row as ``audit/exclusions.parquet``, and
+``manifest.json`` records inputs, counts, checksums and the rows removed since the previous
+version, counted per reason (:mod:`pipeline.build.removals`). A version is assembled in a hidden
+``.tmp-v<N>-<pid>`` directory under an exclusive lock and renamed into place, so readers see a
+whole version or none.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import pyarrow.parquet as pq
 
 from pipeline import SCHEMA_VERSION
 from pipeline.build.filters import BuildFilter, default_filters
+from pipeline.build.removals import removed_since
+from pipeline.build.takedowns import active_takedowns
 from pipeline.build.versions import (
     AUDIT_DIR,
     DATA_DIR,
@@ -38,6 +42,7 @@ from pipeline.build.versions import (
 )
 from pipeline.registry.config import Config
 from pipeline.registry.eligibility import check
+from pipeline.registry.takedowns import Takedown
 from pipeline.runs import reasons
 from pipeline.runs.schema import EXCLUSIONS_SCHEMA, ITEMS_SCHEMA
 from pipeline.runs.writer import RunInfo, completed_runs, fsync_dir, write_json_atomic
@@ -80,17 +85,22 @@ def build_manifest(
     suspended: frozenset[str] | set[str] = frozenset(),
     *,
     part_rows: int = PART_ROWS,
+    takedowns: list[Takedown] | None = None,
 ) -> BuildResult:
-    """Build and commit the next version of manifest ``name`` from completed runs."""
+    """Build and commit the next version of manifest ``name`` from completed runs.
+
+    ``takedowns`` default: the active ones in the data dir's ``state.sqlite``."""
     check_name(name)
     data_dir = Path(data_dir)
     today = today or datetime.now(UTC).date()
     runs = completed_runs(data_dir, run_ids)
     candidates = read_items(runs)
-    filters = default_filters(config, today, suspended)
-    kept, exclusions = run_filters(candidates, filters)
+    if takedowns is None:
+        takedowns = active_takedowns(data_dir)
+    filters = default_filters(config, today, suspended, takedowns)
+    kept, excluded = run_filters(candidates, filters)
     kept = kept.sort_by(_KEPT_ORDER)
-    exclusions = exclusions.sort_by(_EXCLUSION_ORDER)
+    exclusions = excluded.sort_by(_EXCLUSION_ORDER)
 
     counts = {
         "runs": len(runs),
@@ -132,7 +142,13 @@ def build_manifest(
     root.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(root / ".lock"):
         _remove_stale_tmp(root)
-        version = (latest_version(data_dir, name) or 0) + 1
+        previous = latest_version(data_dir, name)
+        version = (previous or 0) + 1
+        # Counts only: which rows left is a map of what was removed (DESIGN "No removal map").
+        manifest["previous_version"] = previous
+        manifest["removed_since_previous"] = (
+            {} if previous is None else removed_since(root / f"v{previous}", kept, excluded)
+        )
         tmp = root / f".tmp-v{version}-{os.getpid()}"
         tmp.mkdir()
         try:

@@ -1,28 +1,33 @@
-"""Build-stage filters: current consent, licence policy and de-duplication over Arrow tables.
+"""Build-stage filters: current consent, takedowns, licence policy and de-duplication over
+Arrow tables.
 
 Each filter implements only :meth:`BuildFilter.filter` (one row in, keep or ``(False, reason,
 detail)`` out); the base class materialises just the columns a filter declares, counts
 total/kept/dropped per reason and turns every dropped row into an exclusion row
-(``EXCLUSIONS_SCHEMA``), because exclusions are audit evidence and are always written. The same
-``filter`` functions can later run per batch on a distributed engine.
+(``EXCLUSIONS_SCHEMA``), because exclusions are audit evidence and are always written. A filter
+that can decide a whole table with Arrow compute also overrides :meth:`BuildFilter.decide`
+(the takedown filter does). The same functions can later run per batch on a distributed engine.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Sequence
 from datetime import date
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.build.takedowns import TakedownMatcher
 from pipeline.registry.config import Config
 from pipeline.registry.eligibility import Eligibility, check
 from pipeline.registry.licences import effective_allow, is_allowed
 from pipeline.registry.spdx import LicenceError, is_licence_ref
+from pipeline.registry.takedowns import Takedown
 from pipeline.runs import reasons
-from pipeline.runs.schema import EXCLUSIONS_SCHEMA
+from pipeline.runs.schema import EXCLUSIONS_SCHEMA, ITEMS_SCHEMA
 
 Keep = Literal[True]
 Drop = tuple[Literal[False], str, str | None]
@@ -34,6 +39,8 @@ class BuildFilter(ABC):
 
     name: ClassVar[str] = "filter"
     columns: ClassVar[tuple[str, ...]] = ()
+    # False: the exclusion rows leave url and page_url null (takedowns: no map of removed URLs).
+    audit_urls: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.stats: Counter[str] = Counter()
@@ -46,9 +53,9 @@ class BuildFilter(ABC):
     def filter(self, row: dict[str, Any]) -> Verdict:
         """Keep (``True``) or drop (``(False, reason, detail)``) one row."""
 
-    def __call__(self, table: pa.Table) -> tuple[pa.Table, pa.Table]:
-        """Return (kept rows, exclusion rows) for one table."""
-        table = self.prepare(table)
+    def decide(self, table: pa.Table) -> tuple[pa.Array, list[str], list[str | None]]:
+        """(keep mask, then the reason and detail of each dropped row in table order) for a
+        prepared table; by default :meth:`filter` decides row by row."""
         keep: list[bool] = []
         dropped_reasons: list[str] = []
         details: list[str | None] = []
@@ -63,12 +70,22 @@ class BuildFilter(ABC):
             keep.append(False)
             dropped_reasons.append(reason)
             details.append(detail)
-            self.stats[f"dropped_{reason}"] += 1
+        return pa.array(keep, pa.bool_()), dropped_reasons, details
+
+    def __call__(self, table: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """Return (kept rows, exclusion rows) for one table."""
+        table = self.prepare(table)
+        mask, dropped_reasons, details = self.decide(table)
+        unknown = set(dropped_reasons) - reasons.ALL
+        if unknown:
+            raise ValueError(f"{self.name}: bad verdict, reason codes {sorted(unknown)}")
+        self.stats.update(f"dropped_{reason}" for reason in dropped_reasons)
         self.stats["total"] += table.num_rows
         self.stats["kept"] += table.num_rows - len(dropped_reasons)
-        mask = pa.array(keep, pa.bool_())
         excluded = table.filter(pc.invert(mask))
-        return table.filter(mask), exclusion_rows(excluded, dropped_reasons, details)
+        return table.filter(mask), exclusion_rows(
+            excluded, dropped_reasons, details, urls=self.audit_urls
+        )
 
     def summary(self) -> dict[str, Any]:
         dropped = {
@@ -84,14 +101,17 @@ class BuildFilter(ABC):
         }
 
 
-def exclusion_rows(items: pa.Table, reason_codes: list[str], details: list[str | None]) -> pa.Table:
+def exclusion_rows(
+    items: pa.Table, reason_codes: list[str], details: list[str | None], *, urls: bool = True
+) -> pa.Table:
     """Exclusion rows for dropped item rows; ``at`` is the row's own fetch time, so the same
-    inputs always give the same bytes."""
+    inputs always give the same bytes. ``urls=False`` leaves url and page_url null."""
     n = items.num_rows
+    no_url = pa.nulls(n, pa.string())
     return pa.table(
         {
-            "url": items["url"],
-            "page_url": items["page_url"],
+            "url": items["url"] if urls else no_url,
+            "page_url": items["page_url"] if urls else no_url,
             "source_id": items["source_id"],
             "stage": pa.array([reasons.STAGE_BUILD] * n, pa.string()),
             "reason": pa.array(reason_codes, pa.string()),
@@ -143,6 +163,39 @@ class ConsentFilter(BuildFilter):
         if not verdict.eligible:
             return False, verdict.reason or reasons.CONSENT_INACTIVE, verdict.message
         return True
+
+
+class TakedownFilter(BuildFilter):
+    """Excludes every row an active takedown names (``takedown``), decided for the whole table
+    at once by :class:`pipeline.build.takedowns.TakedownMatcher`.
+
+    The exclusion row carries the takedown id (``detail``: ``takedown T-000001``) and the
+    ``row_id``, never the URL: its url and page_url stay null.
+    """
+
+    name = "takedown"
+    columns = ("url", "page_url", "sha256", "pdq", "creator", "source_id")
+    audit_urls = False
+
+    def __init__(self, takedowns: Sequence[Takedown]):
+        super().__init__()
+        self.matcher = TakedownMatcher([t for t in takedowns if t.active])
+
+    def decide(self, table: pa.Table) -> tuple[pa.Array, list[str], list[str | None]]:
+        positions = self.matcher.positions(table)
+        hit = positions >= 0
+        ids = [self.matcher.takedowns[p].id for p in positions[hit].tolist()]
+        return (
+            pa.array(~hit, pa.bool_()),
+            [reasons.TAKEDOWN] * len(ids),
+            [f"takedown {i}" for i in ids],
+        )
+
+    def filter(self, row: dict[str, Any]) -> Verdict:
+        schema = pa.schema([ITEMS_SCHEMA.field(c) for c in self.columns])
+        one = pa.Table.from_pylist([{c: row.get(c) for c in self.columns}], schema=schema)
+        _, _, details = self.decide(one)
+        return (False, reasons.TAKEDOWN, details[0]) if details else True
 
 
 class LicenceFilter(BuildFilter):
@@ -236,13 +289,17 @@ class DedupeFilter(BuildFilter):
 
 
 def default_filters(
-    config: Config, today: date, suspended: frozenset[str] | set[str]
+    config: Config,
+    today: date,
+    suspended: frozenset[str] | set[str],
+    takedowns: Sequence[Takedown] = (),
 ) -> list[BuildFilter]:
     """The build chain, in order. Dedupe runs last so that a duplicate of a row excluded for
-    consent or licence reasons never displaces an admissible one; takedowns belong between
-    consent and licence, as one more :class:`BuildFilter`."""
+    consent, takedown or licence reasons never displaces an admissible one; a row taken down
+    counts as ``takedown`` whatever its licence."""
     return [
         ConsentFilter(config, today, suspended),
+        TakedownFilter(takedowns),
         LicenceFilter(config.settings.licences.effective, tuple(config.settings.licences.preset)),
         DedupeFilter(),
     ]

@@ -84,6 +84,7 @@ def main() -> None:
         manifests,
         screening,
         sources,
+        takedowns,
     )
 
     cli(prog_name="clearance")

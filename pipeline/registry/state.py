@@ -1,4 +1,5 @@
-"""Operational state in ``data/state.sqlite``: scheduled runs, suspensions, the run registry.
+"""Operational state in ``data/state.sqlite``: scheduled runs, suspensions, the run registry,
+takedowns.
 
 SQLite in WAL mode, created on demand, with a ``schema_version`` table so later versions can
 migrate it. Each call opens its own short connection, so a :class:`State` can be shared by
@@ -18,8 +19,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.registry.takedowns import (
+    Takedown,
+    TakedownError,
+    check_reason,
+    check_request,
+    takedown_id,
+    takedown_number,
+)
+
 STATE_FILE = "state.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: takedowns
 _TIMEOUT = 30.0  # seconds to wait for another writer
 
 _SCHEMA = """
@@ -42,6 +52,17 @@ CREATE TABLE IF NOT EXISTS suspensions (
     note TEXT
 );
 CREATE INDEX IF NOT EXISTS suspensions_open ON suspensions (source_id, resumed_at);
+CREATE TABLE IF NOT EXISTS takedowns (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    distance INTEGER,
+    reason TEXT NOT NULL,
+    requested_by TEXT,
+    created_at TEXT NOT NULL,
+    removed_at TEXT,
+    removal_reason TEXT
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     registered_at TEXT NOT NULL,
@@ -94,6 +115,9 @@ class State:
                     f"{self.path}: state schema version {row[0]} is newer than this "
                     f"Clearance understands ({SCHEMA_VERSION}); upgrade Clearance"
                 )
+            elif row[0] < SCHEMA_VERSION:
+                # Every migration so far only adds tables (CREATE ... IF NOT EXISTS above).
+                db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
     def _enable_wal(self) -> None:
         """Switch to WAL once (it persists). The switch needs an exclusive lock and SQLite does
@@ -220,6 +244,70 @@ class State:
             (source_id,),
         ).fetchone()
         return None if row is None else int(row[0])
+
+    # ------------------------------------------------------------------ takedowns
+
+    def add_takedown(
+        self,
+        kind: str,
+        value: str,
+        reason: str,
+        requested_by: str | None = None,
+        distance: int | None = None,
+    ) -> Takedown:
+        """Record a takedown (validated: :class:`TakedownError` names the flag at fault)."""
+        value, distance = check_request(kind, value, distance)
+        reason = check_reason(reason)
+        who = requested_by.strip() if requested_by and requested_by.strip() else None
+        with self._connect(write=True) as db:
+            cursor = db.execute(
+                "INSERT INTO takedowns (kind, value, distance, reason, requested_by, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (kind, value, distance, reason, who, _utc()),
+            )
+            number = int(cursor.lastrowid or 0)
+        return self.takedown(takedown_id(number))
+
+    def remove_takedown(self, ident: str, reason: str) -> Takedown:
+        """Lift a takedown for later builds; the record stays, with when and why."""
+        reason = check_reason(reason)
+        number = takedown_number(ident)
+        with self._connect(write=True) as db:
+            row = None if number is None else db.execute(
+                "SELECT removed_at FROM takedowns WHERE id = ?", (number,)).fetchone()
+            if row is None:
+                raise TakedownError("ID", f"unknown takedown id {ident!r}")
+            if row[0] is not None:
+                raise TakedownError("ID", f"takedown {ident} was already removed at {row[0]}")
+            db.execute(
+                "UPDATE takedowns SET removed_at = ?, removal_reason = ? WHERE id = ?",
+                (_utc(), reason, number),
+            )
+        return self.takedown(ident)
+
+    def takedown(self, ident: str) -> Takedown:
+        number = takedown_number(ident)
+        found = [] if number is None else self._takedowns("WHERE id = ?", (number,))
+        if not found:
+            raise TakedownError("ID", f"unknown takedown id {ident!r}")
+        return found[0]
+
+    def takedowns(self, active_only: bool = False) -> list[Takedown]:
+        """Every takedown, oldest first (or only those not removed)."""
+        return self._takedowns("WHERE removed_at IS NULL" if active_only else "", ())
+
+    def _takedowns(self, where: str, args: tuple[Any, ...]) -> list[Takedown]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, kind, value, distance, reason, requested_by, created_at, removed_at,"
+                f" removal_reason FROM takedowns {where} ORDER BY id",
+                args,
+            ).fetchall()
+        return [
+            Takedown(takedown_id(n), kind, value, distance, reason, who,
+                     datetime.fromisoformat(created), _parse(removed), why)
+            for n, kind, value, distance, reason, who, created, removed, why in rows
+        ]
 
     # ------------------------------------------------------------------ run registry
 

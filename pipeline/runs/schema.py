@@ -102,8 +102,12 @@ class RejectionRow(BaseModel):
 
 
 class ExclusionRow(RejectionRow):
-    """Build-stage exclusion (audit/exclusions.parquet): rejection columns plus `row_id`."""
+    """Build-stage exclusion (audit/exclusions.parquet): rejection columns plus `row_id`.
 
+    ``url`` may be null here: a takedown's exclusion carries the takedown id and ``row_id``,
+    never the URL, so the audit file is no map of what was taken down."""
+
+    url: str | None  # type: ignore[assignment]
     row_id: str | None
     run_id: str | None
 

@@ -160,6 +160,12 @@ class PdqIndex:
         return self.order[shift + np.arange(total)]
 
 
+def pdq_within_words(words: np.ndarray, centre: str, threshold: int) -> np.ndarray:
+    """Boolean mask over packed hashes ((N, 4) uint64, see :func:`pdq_words`): which lie
+    within ``threshold`` bits of ``centre`` (the vectorised form of :func:`pdq_within`)."""
+    return _distances(words, hex_to_words(centre)) <= threshold
+
+
 def pdq_distance(a: str, b: str) -> int:
     """Hamming distance of two 64-hex PDQ hashes."""
     return int(np.bitwise_count(hex_to_words(a) ^ hex_to_words(b)).sum())
