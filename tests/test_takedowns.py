@@ -62,6 +62,17 @@ def test_non_ascii_host_matches_its_idna_form():
     assert matcher.mask(rows).tolist() == [True, False]
 
 
+@pytest.mark.parametrize("extra_hosts", [0, 12], ids=["substring-test", "regex-test"])
+def test_host_test_never_misses_a_row(extra_hosts):
+    """Few takedown hosts take the substring host test, many the regex one: same answer."""
+    rows = table(url=["https://***@A.Example./x.jpg", "https://a.example/y.jpg",
+                      "https://b.example/x.jpg", "https://a.example.evil.example/x.jpg"])
+    takedowns = [td("url", f"https://h{i}.example/x.jpg", ident=f"T-{i:06d}")
+                 for i in range(extra_hosts)]
+    takedowns.append(td("url", "https://a.example/x.jpg", ident="T-999999"))
+    assert TakedownMatcher(takedowns).mask(rows).tolist() == [True, False, False, False]
+
+
 def test_pdq_distance_edge_31_and_32():
     rows = table(pdq=[PDQ, PDQ_31, PDQ_32, None, "zz" * 32])
     assert TakedownMatcher([td("pdq", PDQ, 31)]).mask(rows).tolist() == [
