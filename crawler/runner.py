@@ -122,19 +122,21 @@ def run_crawl(
     progress: bool = False,
     plan: CrawlPlan | None = None,
     screener: Screener | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Crawl the eligible sources into a new run; return the run.json document.
 
     Scrapy's reactor runs once per process: call this once per process. Pass the ``plan`` a
     caller already made (to print what is skipped) rather than deciding eligibility twice.
-    ``screener`` defaults to the config's hash lists (:meth:`Screener.load`).
+    ``screener`` defaults to the config's hash lists (:meth:`Screener.load`). ``run_id`` names
+    the run folder (the scheduler chooses it, to remove the folder of a crawl it had to kill).
     """
     started = datetime.now(UTC)
     t0 = time.monotonic()
     crawl_plan = plan or plan_crawl(config, source_ids, today or started.date(), suspended)
     screener = screener if screener is not None else Screener.load(config)
     abandoned = sweep_abandoned_runs(Path(data_dir))  # runs killed before they committed
-    writer = RunWriter(Path(data_dir))
+    writer = RunWriter(Path(data_dir), run_id)
     context = CrawlContext(
         config=config,
         registry=Registry(crawl_plan.eligible),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
+import logging
+import os
+import re
+import signal
 import sys
-import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,12 @@ import click
 from pipeline.cli import EXIT_BAD_INPUT, EXIT_FAILED, Env, cli, emit_json, fail
 from pipeline.registry.config import Config
 
+RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+
 
 def crawl_once(
     env: Env, config: Config, source_ids: list[str] | None, *, concurrency: int,
-    progress: bool, quiet: bool = False,
+    progress: bool, quiet: bool = False, run_id: str | None = None,
 ) -> dict[str, Any]:
     """Run one crawl in this process and register it in state.sqlite."""
     from crawler.runner import plan_crawl, run_crawl
@@ -48,7 +52,7 @@ def crawl_once(
     started = datetime.now(UTC)
     doc = run_crawl(
         config, env.data_dir, source_ids, concurrency=concurrency,
-        log_level=log_level, progress=progress, plan=plan, screener=screener,
+        log_level=log_level, progress=progress, plan=plan, screener=screener, run_id=run_id,
     )
     for source in plan.eligible:
         state.record_run(source.id, doc["run_id"], started, datetime.now(UTC), "finished")
@@ -63,9 +67,11 @@ def crawl_once(
               help="Concurrent requests (total and per host).")
 @click.option("--progress/--no-progress", default=None,
               help="Live progress on stderr (default: when stderr is a terminal).")
+@click.option("--run-id", hidden=True, default=None,
+              help="Name of the run folder (set by `schedule run`, which cleans up after it).")
 @click.pass_obj
 def crawl(env: Env, source_ids: tuple[str, ...], as_json: bool, concurrency: int,
-          progress: bool | None) -> None:
+          progress: bool | None, run_id: str | None) -> None:
     """Crawl the given sources (default: all eligible) into a new run.
 
     Ineligible sources are skipped with a one-line reason each; nothing is requested from them.
@@ -74,12 +80,14 @@ def crawl(env: Env, source_ids: tuple[str, ...], as_json: bool, concurrency: int
     Example:
       clearance crawl aurora-art --json
     """
+    if run_id is not None and not RUN_ID.fullmatch(run_id):
+        fail(f"--run-id {run_id!r}: expected YYYYMMDDTHHMMSSZ-xxxxxx", EXIT_BAD_INPUT)
     config = env.config()
     if progress is None:
         progress = sys.stderr.isatty() and not as_json
     try:
         doc = crawl_once(env, config, list(source_ids) or None, concurrency=concurrency,
-                         progress=progress, quiet=as_json)
+                         progress=progress, quiet=as_json, run_id=run_id)
     except Exception as exc:  # noqa: BLE001 - the edge: one clear message
         fail(f"crawl failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
     if as_json:
@@ -117,66 +125,121 @@ def schedule() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def schedule_list(env: Env, as_json: bool) -> None:
-    """Show each source's schedule, last run and next due time."""
+    """Show each source's schedule, last run, next due time and records lapsing soon.
+
+    Consent and age-verification records that lapse within 30 days are warned about on
+    stderr (and are in each row's `expiring` with --json).
+
+    \b
+    Example:
+      clearance schedule list --json
+    """
     from pipeline.lifecycle.schedule import schedule_table
 
     config = env.config()
-    rows = [e.as_dict() for e in schedule_table(config, env.state(), datetime.now(UTC))]
+    entries = schedule_table(config, env.state(), datetime.now(UTC))
+    rows = [e.as_dict() for e in entries]
     if as_json:
         emit_json(rows)
         return
-    for row in rows:
+    for entry, row in zip(entries, rows, strict=True):
         click.echo(
             f"{row['source_id']:<24} {row['schedule'] or 'unscheduled':<16} "
             f"last={row['last_run'] or '-':<26} next={row['next_due'] or '-':<26} "
             f"{row['status']}" + ("" if row["eligible"] else f": {row['message']}")
         )
+        for record in entry.expiring:
+            click.echo(f"warning: {entry.source_id}: {record}", err=True)
 
 
 @schedule.command("run")
 @click.option("--once", is_flag=True, help="Crawl what is due now, then exit.")
-@click.option("--max-iterations", type=click.IntRange(1), default=None,
-              help="Stop after this many wake-ups (default: run until interrupted).")
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 512))
+@click.option("--jitter-seed", default="clearance", show_default=True,
+              help="Seed of the per-source start jitter (recorded in state.sqlite).")
+@click.option("--max-jitter", "max_jitter", default=300.0, show_default=True,
+              type=click.FloatRange(0, 3600),
+              help="Longest jitter in seconds (never more than half a source's cron interval).")
 @click.pass_obj
-def schedule_run(env: Env, once: bool, max_iterations: int | None, concurrency: int) -> None:
-    """Crawl the sources that are due; with --once, exit afterwards.
+def schedule_run(env: Env, once: bool, concurrency: int, jitter_seed: str,
+                 max_jitter: float) -> None:
+    """Crawl the sources that are due, until stopped; with --once, what is due now.
 
-    Without --once it sleeps until the next due time, each crawl in a child process
-    (Scrapy's reactor runs once per process).
+    Without --once it runs until SIGINT/SIGTERM: each due source (cron, UTC) starts at its due
+    time plus a seeded jitter, as a `clearance crawl` child process, one crawl per source at a
+    time (a lock under data/locks/), never two sources of one host together. A stop commits or
+    discards the crawls in progress within 30 s and exits 0. Ineligible sources are skipped
+    with a logged reason; records lapsing within 30 days are warned about.
+
+    \b
+    Example:
+      clearance schedule run --once
+      clearance schedule run
     """
-    from pipeline.lifecycle.schedule import due_sources, schedule_table
+    if once:
+        _schedule_once(env, concurrency)
+        return
+    from pipeline.lifecycle.scheduler import Scheduler, spawner
+    from pipeline.registry.config import load_config
+
+    env.config()  # a malformed config exits 2 before anything starts
+    env.data_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log = logging.getLogger("pipeline.lifecycle.scheduler")
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if env.verbose > 1 else logging.INFO)
+
+    def command(source_id: str, run_id: str) -> list[str]:
+        return [sys.executable, "-m", "pipeline.cli", "--config", str(env.config_dir),
+                "--data", str(env.data_dir), *(["-" + "v" * env.verbose] if env.verbose else []),
+                "crawl", "--no-progress", "--concurrency", str(concurrency),
+                "--run-id", run_id, source_id]
+
+    scheduler = Scheduler(env.data_dir, lambda: load_config(env.config_dir), spawner(command),
+                          seed=jitter_seed, max_jitter_s=max_jitter)
+
+    def stop(signum: int, frame: Any) -> None:
+        scheduler.request_stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    log.info("scheduler started (pid %d); SIGINT or SIGTERM stops it", os.getpid())
+    scheduler.run()
+    log.info("scheduler stopped")
+
+
+def _schedule_once(env: Env, concurrency: int) -> None:
+    """Crawl what is due now in this process, behind the same per-source locks as the loop."""
+    from pipeline.lifecycle.schedule import schedule_table
+    from pipeline.lifecycle.scheduler import SourceLock
 
     config = env.config()
-    if once:
-        due = due_sources(config, env.state(), datetime.now(UTC))
-        if not due:
-            click.echo("nothing is due")
-            return
-        ids = [e.source_id for e in due]
-        click.echo(f"due: {', '.join(ids)}")
-        doc = crawl_once(env, config, ids, concurrency=concurrency, progress=False)
-        click.echo(f"run {doc['run_id']}: {doc['counts']['items']} items")
-        return
-    iterations = 0
-    while max_iterations is None or iterations < max_iterations:
-        iterations += 1
-        config = env.config()
-        now = datetime.now(UTC)
-        due = due_sources(config, env.state(), now)
-        if due:
-            ids = [e.source_id for e in due]
-            click.echo(f"{now.isoformat()} due: {', '.join(ids)}")
-            cmd = [sys.executable, "-m", "pipeline.cli", "--config", str(env.config_dir),
-                   "--data", str(env.data_dir), "crawl", *ids]
-            if subprocess.run(cmd, check=False).returncode != 0:
-                click.echo("crawl failed; retrying in 60 s", err=True)
-                time.sleep(60)
+    entries = schedule_table(config, env.state(), datetime.now(UTC))
+    for entry in entries:
+        for record in entry.expiring:
+            click.echo(f"warning: {entry.source_id}: {record}", err=True)
+        if entry.schedule is not None and not entry.eligible:
+            click.echo(f"skipped {entry.source_id}: {entry.message} ({entry.reason})", err=True)
+    locks, ids = [], []
+    for entry in (e for e in entries if e.due):
+        lock = SourceLock.acquire(env.data_dir, entry.source_id)
+        if lock is None:
+            click.echo(f"skipped {entry.source_id}: another crawl of it holds its lock "
+                       f"({SourceLock.holder(env.data_dir, entry.source_id)})", err=True)
             continue
-        upcoming = [e.next_due for e in schedule_table(config, env.state(), now)
-                    if e.next_due is not None and e.eligible]
-        wait = min((t - now).total_seconds() for t in upcoming) if upcoming else 3600.0
-        time.sleep(min(max(wait, 1.0), 3600.0))
+        locks.append(lock)
+        ids.append(entry.source_id)
+    if not ids:
+        click.echo("nothing is due")
+        return
+    try:
+        click.echo(f"due: {', '.join(ids)}")
+        doc = crawl_once(env, config, ids, concurrency=concurrency, progress=False, quiet=True)
+        click.echo(f"run {doc['run_id']}: {doc['counts']['items']} items")
+    finally:
+        for lock in locks:
+            lock.release()
 
 
 @cli.command()

@@ -68,6 +68,21 @@ CREATE TABLE IF NOT EXISTS runs (
     registered_at TEXT NOT NULL,
     meta TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS scheduler_sources (
+    source_id TEXT PRIMARY KEY,
+    next_due_at TEXT,
+    jitter_s REAL,
+    jitter_seed TEXT,
+    next_start_at TEXT,
+    last_run_id TEXT,
+    last_started_at TEXT,
+    last_finished_at TEXT,
+    last_outcome TEXT,
+    last_detail TEXT,
+    skipped_reason TEXT,
+    skipped_at TEXT,
+    updated_at TEXT NOT NULL
+);
 """
 
 
@@ -186,6 +201,55 @@ class State:
                 "SELECT max(started_at) FROM schedule_runs WHERE source_id = ?", (source_id,)
             ).fetchone()
         return _parse(row[0])
+
+    # ------------------------------------------------------------------ the scheduler's plan
+
+    def plan_start(
+        self, source_id: str, due_at: datetime, jitter_s: float, seed: str, start_at: datetime
+    ) -> None:
+        """Record when the scheduler will start a source: the cron fire it belongs to
+        (``due_at``), the seeded jitter after it and the start time they give."""
+        self._scheduler_upsert(source_id, next_due_at=_utc(due_at), jitter_s=jitter_s,
+                               jitter_seed=seed, next_start_at=_utc(start_at))
+
+    def record_outcome(
+        self, source_id: str, run_id: str | None, started_at: datetime,
+        finished_at: datetime, outcome: str, detail: str = "",
+    ) -> None:
+        """The scheduler's last crawl of a source and how it ended; clears a recorded skip."""
+        self._scheduler_upsert(
+            source_id, last_run_id=run_id, last_started_at=_utc(started_at),
+            last_finished_at=_utc(finished_at), last_outcome=outcome, last_detail=detail,
+            skipped_reason=None, skipped_at=None)
+
+    def record_skip(self, source_id: str, reason: str, at: datetime) -> None:
+        self._scheduler_upsert(source_id, skipped_reason=reason, skipped_at=_utc(at))
+
+    def scheduler_sources(self) -> dict[str, dict[str, Any]]:
+        """The scheduler's row per source (times as aware datetimes), by source id."""
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("SELECT * FROM scheduler_sources ORDER BY source_id").fetchall()
+        out = {}
+        for row in rows:
+            doc = dict(row)
+            for key in ("next_due_at", "next_start_at", "last_started_at", "last_finished_at",
+                        "skipped_at", "updated_at"):
+                doc[key] = _parse(doc[key])
+            out[doc.pop("source_id")] = doc
+        return out
+
+    def _scheduler_upsert(self, source_id: str, **values: Any) -> None:
+        values["updated_at"] = _utc()
+        names = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        updates = ", ".join(f"{k} = excluded.{k}" for k in values)
+        with self._connect(write=True) as db:
+            db.execute(
+                f"INSERT INTO scheduler_sources (source_id, {names}) VALUES (?, {marks}) "
+                f"ON CONFLICT (source_id) DO UPDATE SET {updates}",
+                (source_id, *values.values()),
+            )
 
     # ------------------------------------------------------------------ suspensions
 
