@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -652,3 +653,84 @@ def test_control_the_same_well_formed_config_does_reach_the_server(
                "--no-progress", timeout=90)
     assert proc.returncode == 0, proc.stderr
     assert "/gallery/" in mockserver.paths()
+
+
+# --------------------------------------------------------------------------- hostile files
+
+BOMB = "".join(
+    f"{name}: &{name} [" + ",".join([f"*{prev}" if prev else '"lol"'] * 9) + "]\n"
+    for prev, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+)  # billion laughs: 9**9 strings once every alias is expanded
+
+
+def _bounded_cli(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """`clearance ARGS` under a 1 GiB address-space limit; (result, seconds taken)."""
+    import resource
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+                          text=True, timeout=60, check=False, preexec_fn=limit_memory)
+    return proc, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("name", "use"),
+    [("sources/aurora-art.yaml", "name: *i\n"), ("clearance.yaml", "user_agent: *i\n")],
+    ids=["source", "clearance.yaml"],
+)
+def test_cli_validate_refuses_an_alias_bomb_quickly(
+    configs: Path, tmp_path: Path, name: str, use: str
+) -> None:
+    path = configs / name
+    lines = [line for line in path.read_text().splitlines(keepends=True)
+             if not line.startswith(use.split(":")[0] + ":")]
+    path.write_text(BOMB + "".join(lines) + use)
+    proc, seconds = _bounded_cli("--config", str(configs), "--data", str(tmp_path / "data"),
+                                 "validate")
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert seconds < 5, seconds
+    assert "Traceback" not in proc.stderr and "MemoryError" not in proc.stderr
+    # The line of the alias that goes past the bound, inside the bomb.
+    assert re.match(rf"configs/{re.escape(name)}: line [1-9]: ", proc.stderr), proc.stderr[:2000]
+    assert "alias" in proc.stderr and "1000" in proc.stderr, proc.stderr[:2000]
+    assert max(len(x) for x in proc.stderr.splitlines()) < 400
+
+
+@pytest.mark.parametrize("name", ["sources/aurora-art.yaml", "clearance.yaml"])
+def test_cli_validate_refuses_an_oversized_file_before_parsing(
+    configs: Path, tmp_path: Path, name: str
+) -> None:
+    path = configs / name
+    comment = "# " + "padding " * 12 + "\n"
+    path.write_text(path.read_text() + comment * ((2 << 20) // len(comment) + 1))
+    assert path.stat().st_size > 2 << 20
+    proc, seconds = _bounded_cli("--config", str(configs), "--data", str(tmp_path / "data"),
+                                 "validate")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert seconds < 5, seconds
+    assert proc.stderr.splitlines() == [
+        f"configs/{name}: (file): {path.stat().st_size} bytes, over the 1 MiB "
+        f"(1048576 bytes) limit for a config file"
+    ]
+
+
+def test_small_aliases_still_load(configs: Path) -> None:
+    """What yaml.safe_dump writes for a list used twice (an anchor and one alias) is fine."""
+    def share(doc: dict[str, Any]) -> None:
+        doc["scope"] = doc["start_urls"]
+
+    edit_source(configs, share)
+    assert "&id001" in (configs / "sources" / "aurora-art.yaml").read_text()
+    source = load_config(configs).sources["aurora-art"]
+    assert source.scope == source.start_urls
+
+
+def test_recursive_alias_is_refused(configs: Path) -> None:
+    path = configs / "sources" / "aurora-art.yaml"
+    path.write_text(path.read_text() + "extra: &loop [*loop]\n")
+    problem = only_problem(configs)
+    assert problem.file == SOURCE_FILE and problem.key.startswith("line ")
+    assert "alias *loop" in problem.problem and "recursive" in problem.problem

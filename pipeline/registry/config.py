@@ -307,8 +307,59 @@ class Config:
         """One hash over every config file, for run.json."""
         return _canonical_sha256(self.file_sha256)
 
+# Configs are small documents. A file over MAX_CONFIG_BYTES is refused unread, and aliases may
+# expand to at most MAX_ALIAS_NODES nodes in all: a "billion laughs" of nested aliases is a few
+# hundred bytes that pydantic and any error message would expand to 9**9 values. A careful
+# config needs no aliases at all; a small bound still lets a shared list be reused.
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_ALIAS_NODES = 1000
+MAX_QUOTED = 200  # characters of config content an error message may quote
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    pass
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._expanded = 0
+        self._sizes: dict[int, int] = {}
+        self._open: set[str] = set()  # anchors of collections still being composed
+
+    def _size(self, node: yaml.Node) -> int:
+        """Nodes in ``node`` once every alias inside it is expanded (memoised per node)."""
+        known = self._sizes.get(id(node))
+        if known is not None:
+            return known
+        size = 1
+        if isinstance(node, yaml.SequenceNode):
+            size += sum(self._size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size += sum(self._size(k) + self._size(v) for k, v in node.value)
+        self._sizes[id(node)] = size
+        return size
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if not self.check_event(yaml.AliasEvent):
+            anchor = getattr(event, "anchor", None)
+            if anchor is None:
+                return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            self._open.add(anchor)
+            try:
+                return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            finally:
+                self._open.discard(anchor)
+        if event.anchor in self._open:
+            raise yaml.composer.ComposerError(
+                None, None, f"alias *{event.anchor} is recursive (it refers to itself)",
+                event.start_mark)
+        anchored = self.anchors.get(event.anchor)  # type: ignore[attr-defined]
+        if anchored is not None:
+            self._expanded += self._size(anchored)
+            if self._expanded > MAX_ALIAS_NODES:
+                raise yaml.composer.ComposerError(
+                    None, None,
+                    f"aliases expand to more than {MAX_ALIAS_NODES} values; refused "
+                    "(a config needs no aliases)", event.start_mark)
+        return super().compose_node(parent, index)  # type: ignore[no-any-return]
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
@@ -338,6 +389,12 @@ def _display(path: Path, root: Path) -> str:
 
 def _read_yaml(path: Path, shown: str, problems: list[ConfigProblem]) -> dict[str, Any] | None:
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            problems.append(ConfigProblem(
+                shown, "(file)",
+                f"{size} bytes, over the 1 MiB ({MAX_CONFIG_BYTES} bytes) limit for a config file"))
+            return None
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         problems.append(ConfigProblem(shown, "(file)", f"cannot read: {exc.strerror or exc}"))
@@ -360,14 +417,15 @@ def _read_yaml(path: Path, shown: str, problems: list[ConfigProblem]) -> dict[st
     return data
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
-    problem = getattr(exc, "problem", None) or str(exc)
-    return str(problem).strip()
+    problem = str(getattr(exc, "problem", None) or str(exc)).strip()
+    return problem if len(problem) <= MAX_QUOTED else problem[:MAX_QUOTED] + "..."
 
 def _pydantic_problems(shown: str, exc: ValidationError) -> list[ConfigProblem]:
     out = []
     for err in exc.errors(include_url=False):
         loc = [str(part) for part in err["loc"]]
-        key = ".".join(loc) if loc else "(file)"
+        key = ".".join(part if len(part) <= 40 else part[:40] + "..." for part in loc) \
+            if loc else "(file)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
