@@ -44,3 +44,20 @@ def write_config(dir: Path, sources: list[dict[str, Any]], **settings_overrides:
         rest = {k: v for k, v in source.items() if k not in ("id", "start_urls")}
         docs.append(source_dict(source["id"], source["start_urls"], **rest))
     return write_config_dir(dir, settings_dict(**settings_overrides), docs)
+
+
+@pytest.fixture
+def slow_site() -> Iterator[MockServer]:
+    """A site of 40 pages that each take 0.4 s, with an image each: a crawl long enough to be
+    interrupted (SIGINT, SIGTERM, SIGKILL) mid-way."""
+    from crawlkit import image_bytes, page
+
+    with MockServer() as srv:
+        srv.route("/robots.txt", status=404)
+        links = "".join(f'<a href="/site/p{i}.html">p</a>' for i in range(40))
+        srv.route("/site/", body=page(links + '<img src="/site/a.jpg">'))
+        srv.route("/site/a.jpg", body=image_bytes(), content_type="image/jpeg")
+        for i in range(40):
+            srv.route(f"/site/p{i}.html", body=page(f'<img src="/site/i{i}.jpg">'), delay=0.4)
+            srv.route(f"/site/i{i}.jpg", body=image_bytes((i, i, i)), content_type="image/jpeg")
+        yield srv

@@ -10,24 +10,10 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
-from crawlkit import image_bytes, local_source, page, write_settings
+from crawlkit import local_source, write_settings
 from mockserver import MockServer
 
 from pipeline.runs.writer import completed_runs
-
-
-@pytest.fixture
-def slow_site():
-    with MockServer() as srv:
-        srv.route("/robots.txt", status=404)
-        links = "".join(f'<a href="/site/p{i}.html">p</a>' for i in range(40))
-        srv.route("/site/", body=page(links + '<img src="/site/a.jpg">'))
-        srv.route("/site/a.jpg", body=image_bytes(), content_type="image/jpeg")
-        for i in range(40):
-            srv.route(f"/site/p{i}.html", body=page(f'<img src="/site/i{i}.jpg">'), delay=0.4)
-            srv.route(f"/site/i{i}.jpg", body=image_bytes((i, i, i)), content_type="image/jpeg")
-        yield srv
 
 
 def _start(tmp: Path, srv: MockServer) -> subprocess.Popen[str]:
