@@ -30,6 +30,12 @@ FETCH_FAILED = "fetch_failed"
 DUPLICATE = "duplicate"
 TAKEDOWN = "takedown"
 REVOKED = "revoked"
+# An image URL that now answers 404 or 410 (crawl), and at build every row of a URL whose latest
+# fetch said so.
+GONE = "gone"
+# Build: an earlier fetch of a URL that a later run fetched again (a row's url must serve its
+# sha256, so only the URL's latest fetch stays).
+SUPERSEDED = "superseded"
 # A page request of a source whose limits.max_pages_per_source was used up: never sent.
 PAGE_LIMIT = "page_limit"
 
