@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +29,7 @@ from pipeline.registry.takedowns import (
 )
 
 STATE_FILE = "state.sqlite"
-SCHEMA_VERSION = 2  # 2: takedowns
+SCHEMA_VERSION = 3  # 2: takedowns; 3: validators (incremental crawls)
 _TIMEOUT = 30.0  # seconds to wait for another writer
 
 _SCHEMA = """
@@ -83,6 +83,21 @@ CREATE TABLE IF NOT EXISTS scheduler_sources (
     skipped_at TEXT,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS validators (
+    source_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    run_id TEXT NOT NULL,
+    row_id TEXT NOT NULL,
+    row_group INTEGER NOT NULL,
+    row_index INTEGER NOT NULL,
+    reuse_key TEXT NOT NULL,
+    pdq_variants TEXT,
+    recorded_at TEXT NOT NULL,
+    PRIMARY KEY (source_id, url)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS validators_url ON validators (url);
 """
 
 
@@ -389,3 +404,65 @@ class State:
         with self._connect() as db:
             rows = db.execute("SELECT run_id, meta FROM runs ORDER BY run_id").fetchall()
         return {run_id: json.loads(meta) for run_id, meta in rows}
+
+    # ------------------------------------------------------------------ validators
+
+    def validator(self, source_id: str, url: str) -> Validator | None:
+        """The validators recorded for an image URL of a source by a committed run, if any."""
+        with self._connect() as db:
+            row = db.execute(
+                f"SELECT {_VALIDATOR_COLUMNS} FROM validators WHERE source_id = ? AND url = ?",
+                (source_id, url)).fetchone()
+        return None if row is None else Validator(*row)
+
+    def validators(self) -> list[Validator]:
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {_VALIDATOR_COLUMNS} FROM validators ORDER BY source_id, url").fetchall()
+        return [Validator(*row) for row in rows]
+
+    def record_validators(self, records: Iterable[Validator],
+                          forget: Iterable[tuple[str | None, str]] = ()) -> None:
+        """One transaction: forget ``(source_id, url)`` pairs (``None``: every source), then
+        upsert ``records``. Deleted entries are overwritten on disk (``secure_delete``)."""
+        with self._connect(write=True) as db:
+            db.execute("PRAGMA secure_delete = ON")
+            for source_id, url in forget:
+                if source_id is None:
+                    db.execute("DELETE FROM validators WHERE url = ?", (url,))
+                else:
+                    db.execute("DELETE FROM validators WHERE source_id = ? AND url = ?",
+                               (source_id, url))
+            db.executemany(
+                f"INSERT OR REPLACE INTO validators ({_VALIDATOR_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(v.source_id, v.url, v.etag, v.last_modified, v.run_id, v.row_id, v.row_group,
+                  v.row_index, v.reuse_key, v.pdq_variants, v.recorded_at or _utc())
+                 for v in records])
+
+    def forget_validators(self, urls: set[str] | list[str]) -> None:
+        """Forget an image URL's validators, for every source (a blocklist hit)."""
+        if urls:
+            self.record_validators([], [(None, url) for url in urls])
+
+
+@dataclass(frozen=True)
+class Validator:
+    """What a conditional request for an image URL needs, and where its earlier row is:
+    ``data/runs/<run_id>/items.parquet`` row ``row_index`` of row group ``row_group``."""
+
+    source_id: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    run_id: str
+    row_id: str
+    row_group: int
+    row_index: int
+    reuse_key: str  # what the re-used decision depended on (crawler.conditional)
+    pdq_variants: str | None = None  # comma-joined dihedral PDQ variants, when screened so
+    recorded_at: str | None = None
+
+
+_VALIDATOR_COLUMNS = ("source_id, url, etag, last_modified, run_id, row_id, row_group, "
+                      "row_index, reuse_key, pdq_variants, recorded_at")
