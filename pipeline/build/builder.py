@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from pipeline import SCHEMA_VERSION
 from pipeline.build.filters import BuildFilter, default_filters
+from pipeline.build.latest import url_events
 from pipeline.build.removals import removed_since
 from pipeline.build.takedowns import active_takedowns
 from pipeline.build.versions import (
@@ -97,7 +98,7 @@ def build_manifest(
     candidates = read_items(runs)
     if takedowns is None:
         takedowns = active_takedowns(data_dir)
-    filters = default_filters(config, today, suspended, takedowns)
+    filters = default_filters(config, today, suspended, takedowns, events=url_events(runs))
     kept, excluded = run_filters(candidates, filters)
     kept = kept.sort_by(_KEPT_ORDER)
     exclusions = excluded.sort_by(_EXCLUSION_ORDER)
