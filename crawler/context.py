@@ -75,6 +75,8 @@ class CrawlContext:
     registry: Registry
     writer: RunWriter
     signals_off: list[str] = field(default_factory=list)
+    # Contributor opt-out lists read this crawl, per source (crawler.optoutlists; run.json).
+    optout_lists: dict[str, dict[str, Any]] = field(default_factory=dict)
     _seen: set[tuple[str, str]] = field(default_factory=set)
     pages: Counter[str] = field(default_factory=Counter)  # pages parsed, per source
     # page requests sent, per source (crawler.downloadermiddlewares.pagebudget)

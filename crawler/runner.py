@@ -207,6 +207,7 @@ def run_crawl(
         "suspended": sorted(context.screen.suspended),
         "conflicts": conflicts(writer.rejections_by_source, crawl_plan.eligible),
         "signals_off": context.signals_off,
+        "optout_lists": dict(sorted(context.optout_lists.items())),
         "timings": {
             "duration_s": round(elapsed, 3),
             "crawl_s": round(finish.get("crawl_s", 0.0), 3),

@@ -18,6 +18,7 @@ from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
+from crawler import optoutlists
 from crawler.context import CrawlContext
 from crawler.exceptions import Refused
 from crawler.extract import find_images, find_links
@@ -48,7 +49,10 @@ class SourceSpider(Spider):
         self.max_pages = context.config.settings.limits.max_pages_per_source
 
     async def start(self) -> AsyncIterator[Request]:
-        for source in self.context.registry.sources.values():
+        sources = self.context.registry.sources.values()
+        for request in optoutlists.list_requests(sources, self.parse_optout_list, self.on_error):
+            yield request
+        for source in sources:
             for url in source.start_urls:
                 yield Request(
                     url,
@@ -121,6 +125,16 @@ class SourceSpider(Spider):
                     META_KIND: "page",
                 },
             )
+
+    def parse_optout_list(self, response: Response) -> None:
+        """A source's contributor opt-out list (crawler.optoutlists): kept for run.json."""
+        source = self.context.registry.sources[response.meta[META_SOURCE]]
+        record, why = optoutlists.read_list(response, source)
+        if record is not None:
+            self.context.optout_lists[source.id] = record
+            return
+        reason, stage, detail = optoutlists.unreadable(response, why or "unreadable")
+        self.context.reject(response.url, reason, stage, detail, source_id=source.id)
 
     # ------------------------------------------------------------------ images
 

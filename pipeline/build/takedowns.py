@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.registry.optouts import normalise_creator
 from pipeline.registry.state import STATE_FILE, State
 from pipeline.registry.takedowns import MATCH_COLUMNS, Takedown, check_request
 from pipeline.safety.matching import pdq_within_words, pdq_words
@@ -37,12 +38,6 @@ for _i, _c in enumerate(b"0123456789abcdef"):
     _HEX[_c] = _i
 for _i, _c in enumerate(b"ABCDEF"):
     _HEX[_c] = 10 + _i
-
-
-def normalise_creator(value: str) -> str:
-    """Case- and whitespace-insensitive form of a creator name (casefold, runs of whitespace
-    collapsed to one space, trimmed)."""
-    return " ".join(value.casefold().split())
 
 
 def query(kind: str, value: str, distance: int | None = None) -> Takedown:

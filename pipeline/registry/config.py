@@ -29,6 +29,7 @@ from pydantic import (
 
 from pipeline.registry.licences import PRESETS as LICENCE_PRESETS
 from pipeline.registry.licences import effective_allow
+from pipeline.registry.optouts import MAX_LIST_BYTES, OptoutListError, parse_optout_list
 from pipeline.registry.spdx import LicenceError, normalise_expression
 
 SETTINGS_FILE = "clearance.yaml"
@@ -214,6 +215,24 @@ class CrawlSettings(_Strict):
             raise ValueError(f"not a valid cron expression: {value!r}")
         return value
 
+class Optouts(_Strict):
+    """Creators of this source who opted out (:mod:`pipeline.registry.optouts`): names here, a
+    list file (relative to the config dir) and/or a list URL inside the source's scope."""
+
+    creators: list[NonEmpty] = Field(default_factory=list)
+    file: NonEmpty | None = None
+    url: NonEmpty | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @property
+    def declared(self) -> bool:
+        return bool(self.creators or self.file or self.url)
+
+
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -232,6 +251,7 @@ class Source(_Strict):
     age_verification: AgeVerification | None = None
     licence: SourceLicence = Field(default_factory=SourceLicence)
     crawl: CrawlSettings = Field(default_factory=CrawlSettings)
+    optouts: Optouts = Field(default_factory=Optouts)
 
     @field_validator("start_urls", "scope")
     @classmethod
@@ -247,6 +267,16 @@ class Source(_Strict):
         uncovered = [u for u in start_urls if not url_in_prefixes(u, value)]
         if uncovered:
             raise ValueError(f"scope does not cover start URL(s): {', '.join(uncovered)}")
+        return value
+
+    @field_validator("optouts")
+    @classmethod
+    def _optout_url_in_scope(cls, value: Optouts, info: ValidationInfo) -> Optouts:
+        from pipeline.registry.scope import url_in_prefixes
+
+        scope = info.data.get("scope")
+        if value.url is not None and scope and not url_in_prefixes(value.url, scope):
+            raise ValueError(f"url {value.url} is outside the source's scope")
         return value
 
     @property
@@ -440,6 +470,20 @@ def _pydantic_problems(shown: str, exc: ValidationError) -> list[ConfigProblem]:
         out.append(ConfigProblem(shown, key, msg))
     return out
 
+def _check_optout_file(root: Path, shown: str, relative: str) -> list[ConfigProblem]:
+    path = Path(relative) if Path(relative).is_absolute() else root / relative
+    key = "optouts.file"
+    if not path.is_file():
+        return [ConfigProblem(shown, key, f"file not found: {path}")]
+    if path.stat().st_size > MAX_LIST_BYTES:
+        return [ConfigProblem(shown, key, f"{path}: larger than {MAX_LIST_BYTES} bytes")]
+    try:
+        parse_optout_list(path.read_bytes())
+    except OptoutListError as exc:
+        return [ConfigProblem(shown, key, f"{path}: {exc}")]
+    return []
+
+
 def load_config(root: str | Path) -> Config:
     """Load and validate a config directory; raise :class:`ConfigError` listing every problem."""
     root = Path(root)
@@ -494,6 +538,8 @@ def load_config(root: str | Path) -> Config:
                     )
                 )
                 continue
+            if source.optouts.file is not None:
+                problems.extend(_check_optout_file(root, shown, source.optouts.file))
             sources[source.id] = source
 
     if problems:
