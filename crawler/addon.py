@@ -8,6 +8,7 @@ is the order of the flow as a reader should see it:
         60 robots gate    robots.txt for our token, AI-agent blocks, Content-Usage rules
         70 opt-out gate   per-host policy files: tdmrep.json, ai.txt
         80 page budget    limits.max_pages_per_source counts requests sent, not pages parsed
+        90 conditional    an image kept before is asked for with its validators (304: re-used)
         then Scrapy's own (retry, redirect, compression ...)
     item pipelines (per fetched image, lower first):
         100 screening -> 200 opt-out signals -> 300 rights -> 400 rows -> 900 run writer
@@ -30,6 +31,9 @@ GATES = {
     "crawler.downloadermiddlewares.robots.RobotsGateMiddleware": 60,
     "crawler.downloadermiddlewares.optout.OptOutGateMiddleware": 70,
     "crawler.downloadermiddlewares.pagebudget.PageBudgetMiddleware": 80,
+}
+FETCH = {  # not a gate: after every gate, so a conditional request passed them all
+    "crawler.downloadermiddlewares.conditional.ConditionalRequestMiddleware": 90,
 }
 STAGES = {
     "crawler.pipelines.screening.ScreeningStage": 100,
@@ -63,7 +67,7 @@ class ClearanceAddon:
     def update_settings(self, settings: BaseSettings) -> None:
         # Import paths, as Scrapy's own *_BASE dicts spell them: a class key would not switch
         # off the base entry of the same component.
-        for name, components in (("DOWNLOADER_MIDDLEWARES", {**GATES, **REPLACED}),
+        for name, components in (("DOWNLOADER_MIDDLEWARES", {**GATES, **FETCH, **REPLACED}),
                                  ("ITEM_PIPELINES", STAGES), ("EXTENSIONS", EXTENSIONS)):
             for path, priority in components.items():
                 settings[name][path] = priority

@@ -17,6 +17,7 @@ from crawler.exceptions import ItemRefused, ItemWithheld
 if TYPE_CHECKING:
     from scrapy.http import Response
 
+    from crawler.conditional import Earlier
     from crawler.context import CrawlContext
     from crawler.images import Hashes, ImageFacts, ImageRejected
     from crawler.rights.resolve import Decision
@@ -34,6 +35,9 @@ class FetchedImage:
     page_url: str | None
     found: dict[str, Any]  # what the page said about it (caption, rights markup, page signals)
     mime: str | None  # the response's Content-Type
+    # A 304 to a conditional request: the earlier row whose content this response confirmed
+    # (crawler.conditional); the stages use its hashes, size and embedded evidence, no body.
+    earlier: Earlier | None = None
     # screening (crawler.pipelines.screening)
     hashes: Hashes | None = None
     large: bool = False  # too large in bytes or pixels to decode or read on the reactor thread

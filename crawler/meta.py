@@ -22,6 +22,7 @@ META_IMAGE = "clearance_image"  # what the page said about an image (caption, ri
 META_SIGNALS = "clearance_signals"  # results of the pre-fetch signal gates, per check label
 META_TOO_LARGE = "clearance_too_large"  # why SizeGuard stopped the download
 META_RECEIVED = "clearance_bytes_received"  # SizeGuard's running count
+META_EARLIER = "clearance_earlier"  # the row a 304 re-uses (crawler.conditional.Earlier)
 
 
 def record_signal(request: Request, result: SignalResult, label: str | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from scrapy import Spider
 from scrapy.utils.test import get_crawler
 
-from crawler.addon import GATES, STAGES, ClearanceAddon
+from crawler.addon import FETCH, GATES, STAGES, ClearanceAddon
 
 
 def crawler_with_addon(**settings: object):
@@ -27,11 +27,12 @@ def enabled(crawler, name: str) -> list[str]:
 def test_the_gates_come_first_in_the_flows_order_and_scrapys_own_gates_are_off():
     order = enabled(crawler_with_addon(), "DOWNLOADER_MIDDLEWARES")
     gates = [p for p in order if p.startswith("crawler.")]
-    assert gates == list(GATES) == [
+    assert gates == [*GATES, *FETCH] == [
         "crawler.downloadermiddlewares.consent.ConsentGateMiddleware",
         "crawler.downloadermiddlewares.robots.RobotsGateMiddleware",
         "crawler.downloadermiddlewares.optout.OptOutGateMiddleware",
         "crawler.downloadermiddlewares.pagebudget.PageBudgetMiddleware",
+        "crawler.downloadermiddlewares.conditional.ConditionalRequestMiddleware",
     ]
     assert order[: len(gates)] == gates  # before any of Scrapy's own middlewares
     assert not any(p.endswith(("RobotsTxtMiddleware", "OffsiteMiddleware")) for p in order)

@@ -114,7 +114,7 @@ def test_source_default_licence_and_duplicates_are_kept_for_the_build(site, craw
     ("/site/img/huge.jpg", reasons.TOO_LARGE, "limits.max_bytes=2000000"),
     ("/site/img/notimage.jpg", reasons.NOT_AN_IMAGE, "not a recognised image"),
     ("/site/img/truncated.jpg", reasons.NOT_AN_IMAGE, "decode"),
-    ("/site/img/missing.jpg", reasons.FETCH_FAILED, "HTTP 404"),
+    ("/site/img/missing.jpg", reasons.GONE, "HTTP 404"),  # an image URL: gone, not failed
     ("/site/img/u.jpg", reasons.NO_LICENCE, "/terms.html"),
     ("/site/gzbomb.html", reasons.TOO_LARGE, "decompression"),
 ])

@@ -26,7 +26,7 @@ from crawler.context import CrawlContext, context_of
 from crawler.exceptions import Refused
 from crawler.items import FetchedImage, refuse
 from crawler.meta import META_KIND, META_PAGE, META_SOURCE
-from crawler.rights.embedded import with_rights
+from crawler.rights.embedded import EmbeddedRights, with_rights
 from crawler.signals import SignalResult, evidence
 from crawler.signals.c2pa_manifest import C2paInfo, c2pa_signals
 from crawler.signals.response import EmbeddedMetadata, Verdict, embedded_checks, header_checks
@@ -34,6 +34,8 @@ from pipeline.runs import reasons
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
+
+    from crawler.conditional import Earlier
 
 
 class OptOutStage:
@@ -59,6 +61,10 @@ class OptOutStage:
             label, result = item.headers.refusal
             refuse(context, item, result.reason or reasons.X_ROBOTS_NOAI,
                    f"{label}: {evidence(result)}", reasons.STAGE_SIGNALS)
+        if item.earlier is not None:  # a 304: the embedded checks of the unchanged bytes
+            item.embedded = earlier_embedded(item.earlier)
+            item.results = list(item.embedded.results)
+            return item
         if item.undecodable is not None:
             refuse(context, item, item.undecodable.reason, item.undecodable.detail,
                    reasons.STAGE_IMAGE)
@@ -110,3 +116,19 @@ class OptOutStage:
                     manifest.body))
                 return next(r for lbl, r in embedded.results if lbl == "c2pa")
         return c2pa_signals(info)[0]
+
+
+EMBEDDED_CHECKS = ("xmp.", "c2pa")  # labels of embedded_checks' results in a row's signals
+
+
+def earlier_embedded(earlier: Earlier) -> EmbeddedMetadata:
+    """The embedded checks an earlier row recorded for the same bytes (they allowed it), as
+    results again; the licence decision is the row's too (crawler.pipelines.rights)."""
+    results = [
+        (s["check"], SignalResult(s["check"], s["decision"], found=s["found"],
+                                  detail=s["detail"]))
+        for s in earlier.row["signals"] or [] if s["check"].startswith(EMBEDDED_CHECKS)
+    ]
+    rights = EmbeddedRights([], None, earlier.row.get("minor_age_disclosure"),
+                            earlier.row.get("model_release_status"))
+    return EmbeddedMetadata(results, None, rights=rights)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from crawler.context import CrawlContext, context_of
 from crawler.items import FetchedImage, refuse
-from crawler.rights.resolve import resolve
+from crawler.rights.resolve import Decision, resolve
 from pipeline.runs import reasons
 
 if TYPE_CHECKING:
@@ -35,6 +35,9 @@ class RightsStage:
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, FetchedImage):
             return item
+        if item.earlier is not None:  # a 304, and nothing it was decided on has changed
+            item.decision = earlier_decision(item.earlier.row)
+            return item
         assert item.embedded is not None
         rights: EmbeddedRights = item.embedded.rights
         markup: PageMarkup = item.found["markup"]
@@ -50,3 +53,15 @@ class RightsStage:
                    reasons.STAGE_LICENCE)
         item.decision = decision
         return item
+
+
+def earlier_decision(row: dict[str, Any]) -> Decision:
+    """The licence decision of an earlier row whose bytes a 304 confirmed. Its page evidence,
+    licence default and policy are those of this crawl: the conditional request was sent only
+    when they were unchanged (crawler.conditional.reuse_key)."""
+    return Decision(
+        licence=row["licence"], licence_url=row["licence_url"],
+        licence_source=row["licence_source"], disagreement=row["licence_disagreement"],
+        creator=row["creator"], credit=row["credit"], attribution=row["attribution"],
+        evidence=list(row["licence_evidence"] or []),
+    )

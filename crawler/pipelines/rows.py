@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from crawler.conditional import reuse_key
 from crawler.context import CrawlContext, context_of
 from crawler.items import FetchedImage
 from crawler.meta import META_SIGNALS
@@ -50,7 +51,7 @@ class RowStage:
         av = source.age_verification
         assert av is not None  # eligible sources always have one
         rights = embedded.rights
-        return {
+        row = {
             "row_id": facts.sha256,
             "url": response.url,
             "page_url": item.page_url,
@@ -84,3 +85,9 @@ class RowStage:
             "model_release_status": rights.model_release,
             "credit": decision.credit,
         }
+        if context.validators is not None and not embedded.c2pa_remote_url:
+            # recorded in state.sqlite only once the run commits with this row in it
+            key = reuse_key(context.config, source, item.found, response.url, item.page_url)
+            context.validators.note(row, response.headers, key, facts.pdq_variants,
+                                    item.earlier)
+        return row

@@ -24,6 +24,7 @@ from twisted.internet.threads import deferToThread
 
 from crawler.context import CrawlContext, context_of
 from crawler.images import (
+    MIME,
     Hashes,
     ImageFacts,
     ImageRejected,
@@ -36,6 +37,8 @@ from pipeline.runs import reasons
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
+
+    from crawler.conditional import Earlier
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +60,11 @@ class ScreeningStage:
 
     async def process_item(self, item: Any) -> Any:
         if not isinstance(item, FetchedImage):
+            return item
+        if item.earlier is not None:  # a 304: the earlier row's hashes, screened again
+            item.hashes, item.facts = earlier_facts(item.earlier)
+            if self.context.withheld(item.response, item.hashes, item.facts, item.mime):
+                withhold()
             return item
         body = item.response.body
         item.hashes = content_hashes(body)
@@ -111,3 +119,19 @@ class ScreeningStage:
             context.decode_pool = None
             pool.close()
             return None
+
+
+def earlier_facts(earlier: Earlier) -> tuple[Hashes, ImageFacts]:
+    """The hashes and facts of a row a 304 confirmed (its dihedral PDQ variants too, when the
+    crawl screens them: they were recorded with its validators)."""
+    row = earlier.row
+    hashes = Hashes(sha256=row["sha256"], md5=row["md5"], sha1=row["sha1"] or "")
+    formats = {mime: fmt for fmt, mime in MIME.items()}
+    mime = row["content_type"] or ""
+    facts = ImageFacts(
+        format=formats.get(mime.split(";")[0].strip(), ""), mime=mime, width=row["width"],
+        height=row["height"], sha256=row["sha256"], md5=row["md5"], bytes=row["bytes"],
+        sha1=row["sha1"], pdq=row["pdq"], pdq_quality=row["pdq_quality"],
+        pdq_variants=earlier.pdq_variants,
+    )
+    return hashes, facts

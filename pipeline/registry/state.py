@@ -444,6 +444,8 @@ class State:
         """Forget an image URL's validators, for every source (a blocklist hit)."""
         if urls:
             self.record_validators([], [(None, url) for url in urls])
+            with self._connect() as db:  # and no copy of the old pages left in the WAL
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 @dataclass(frozen=True)
