@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from crawler.conditional import Validators
 from crawler.images import (
     DecodePool,
     ImageRejected,
@@ -92,6 +93,9 @@ class CrawlContext:
     screen: CrawlScreen | None = None
     # Large images are decoded + PDQ-hashed in a worker process (crawler.images.DecodePool).
     decode_pool: DecodePool | None = None
+    # Validators of images kept by earlier runs (crawler.conditional); None: no conditional
+    # requests (unit tests that build a context by hand).
+    validators: Validators | None = None
 
     @property
     def run_id(self) -> str:
@@ -198,11 +202,13 @@ class CrawlContext:
             pdq=getattr(facts, "pdq", None), pdq_quality=getattr(facts, "pdq_quality", None),
             pdq_variants=getattr(facts, "pdq_variants", ()),
             server_ip=None if ip is None else str(ip), http_status=response.status,
-            content_type=mime, bytes=len(response.body),
+            content_type=mime, bytes=getattr(facts, "bytes", None) or len(response.body),
             redirect_chain=tuple(response.meta.get("redirect_urls") or ()),
             accessed_at=datetime.now(UTC).isoformat(),
         )
         if self.screen.check_image(image):
+            if self.validators is not None:  # a hit keeps nothing, earlier runs' included
+                self.validators.forget({image.url})
             # Neighbours already admitted leave the run now, not only at commit: a crawl killed
             # after this hit must not leave them in its hidden partial file.
             self.withdraw_neighbours()
@@ -237,6 +243,8 @@ class CrawlContext:
         centres = {url: (centre, threshold, incident, hit)
                    for url, centre, threshold, incident, hit in found}
         rows = self.writer.remove_items(set(centres))
+        if self.validators is not None:
+            self.validators.forget(set(centres))
         self.item_urls.difference_update(centres)
         self.screen.withdraw(rows, centres)
         return len(rows)

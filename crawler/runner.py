@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from scrapy import signals as scrapy_signals
 from scrapy.crawler import CrawlerProcess
 
+from crawler.conditional import Validators
 from crawler.context import CrawlContext, Registry, attach
 from crawler.images import DecodePool
 from crawler.redaction import RedactImageUrls
@@ -144,6 +145,7 @@ def run_crawl(
         signals_off=config.settings.signals.off(),
         screen=CrawlScreen(screener, config, Path(data_dir), writer.run_id),
         decode_pool=_decode_pool(),
+        validators=Validators(config, Path(data_dir)),
     )
     for source, verdict in crawl_plan.skipped:
         for url in source.start_urls:
@@ -217,7 +219,22 @@ def run_crawl(
         },
         "stats": finish.get("stats", {}),
     }
-    return writer.commit(meta)
+    doc = writer.commit(meta)
+    _record_validators(context, writer.dir, doc["run_id"])
+    return doc
+
+
+def _record_validators(context: CrawlContext, run_dir: Path, run_id: str) -> None:
+    """Validators of the committed rows (incremental crawls: crawler.conditional). The run
+    stands without them: a failure only means the next crawl asks for those bodies again."""
+    if context.validators is None:
+        return
+    withheld = set() if context.screen is None else set(context.screen.withheld_urls)
+    try:
+        context.validators.commit(run_dir, run_id, withheld)
+    except Exception as exc:  # noqa: BLE001 - the run is committed; say so and go on
+        logger.warning("validators of run %s not recorded (%s: %s); the next crawl fetches "
+                       "its images unconditionally", run_id, type(exc).__name__, exc)
 
 
 def _decode_pool() -> DecodePool | None:

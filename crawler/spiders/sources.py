@@ -25,6 +25,7 @@ from crawler.extract import find_images, find_links
 from crawler.items import FetchedImage
 from crawler.meta import (
     META_DEPTH,
+    META_EARLIER,
     META_IMAGE,
     META_KIND,
     META_PAGE,
@@ -37,6 +38,9 @@ from crawler.signals.response import page_verdict
 from pipeline.runs import reasons
 
 logger = logging.getLogger(__name__)
+
+# An image URL answering these is gone (reasons.GONE), not failed: a build drops its rows.
+GONE_STATUSES = (404, 410)
 
 
 class SourceSpider(Spider):
@@ -141,13 +145,22 @@ class SourceSpider(Spider):
     def parse_image(self, response: Response) -> Iterator[FetchedImage]:
         """Hand the image to the item stages (crawler.pipelines): screening first."""
         meta = response.meta
+        earlier = meta.get(META_EARLIER) if response.status == 304 else None
+        if response.status == 304 and earlier is None:
+            self.context.reject(response.url, reasons.FETCH_FAILED, reasons.STAGE_FETCH,
+                                "HTTP 304 to a request without validators",
+                                source_id=meta.get(META_SOURCE), page_url=meta.get(META_PAGE))
+            return
         content_type = response.headers.get(b"Content-Type")
+        mime = content_type.decode("latin-1") if content_type else None
         yield FetchedImage(
             response=response,
             source=self.context.registry.sources[meta[META_SOURCE]],
             page_url=meta.get(META_PAGE),
             found=meta[META_IMAGE],
-            mime=content_type.decode("latin-1") if content_type else None,
+            # a 304 confirms the earlier row's content, and its type
+            mime=earlier.row["content_type"] if earlier is not None else mime,
+            earlier=earlier,
         )
 
     # ------------------------------------------------------------------ errors
@@ -163,7 +176,11 @@ class SourceSpider(Spider):
             if request.meta.get(META_KIND) == "image" and self.context.withheld_error_body(
                     exc.response, self.max_pixels):
                 return  # an error response carrying listed content: the incident, no row
-            reason, detail = reasons.FETCH_FAILED, f"HTTP {exc.response.status}"
+            status = exc.response.status
+            reason, detail = reasons.FETCH_FAILED, f"HTTP {status}"
+            if status in GONE_STATUSES and request.meta.get(META_KIND) == "image":
+                self._gone(request, status)
+                return
         else:
             message = str(exc)
             name = type(exc).__name__
@@ -181,3 +198,16 @@ class SourceSpider(Spider):
             source_id=request.meta.get(META_SOURCE),
             page_url=request.meta.get(META_PAGE),
         )
+
+    def _gone(self, request: Request, status: int) -> None:
+        """A ``gone`` rejection for the URL that answered (the final hop: the URL an earlier
+        row of it carries) and for each redirect hop that led there, none of which serves an
+        image any more; ``at`` is the time of the answer."""
+        chain = list(request.meta.get("redirect_urls") or ())
+        hops = " -> ".join([*chain, request.url])
+        for url in [request.url, *reversed(chain)]:
+            detail = f"HTTP {status}" if url == request.url else f"HTTP {status} at {hops}"
+            self.context.reject(
+                url, reasons.GONE, reasons.STAGE_FETCH, detail,
+                source_id=request.meta.get(META_SOURCE), page_url=request.meta.get(META_PAGE),
+            )
