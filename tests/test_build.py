@@ -216,16 +216,16 @@ def test_consent_revoked_since_crawl_drops_out_with_reason_revoked(world):
     assert len(_rows(v1.path)) == 4
 
 
-def test_expired_consent_is_consent_inactive(world):
+def test_expired_consent_at_build_time_is_revoked(world):
     config, data = world
     later = date.today() + timedelta(days=400)
     result = build_manifest(config, data, "demo", today=later)
     assert result.counts["kept"] == 0
-    assert result.counts["excluded_by_reason"] == {"consent_inactive": 7}
+    assert result.counts["excluded_by_reason"] == {"revoked": 7}
     assert all("expired on" in e["detail"] for e in _exclusions(result.path))
 
 
-def test_lapsed_age_verification_is_age_unverified(tmp_path):
+def test_lapsed_age_verification_at_build_time_is_revoked(tmp_path):
     root = tmp_path / "c"
     config = write_config(root, [source_doc("aurora")])
     write_run(
@@ -236,11 +236,13 @@ def test_lapsed_age_verification_is_age_unverified(tmp_path):
     write_source(root, source_doc("aurora", age_verified=False))
     result = build_manifest(load_config(root), tmp_path / "d", "m")
     (excluded,) = _exclusions(result.path)
-    assert excluded["reason"] == "age_unverified"
+    assert excluded["reason"] == "revoked"
     assert excluded["detail"] == "no age verification record"
+    eligibility = _manifest(result.path)["sources"]["aurora"]["eligibility"]
+    assert eligibility["reason"] == "age_unverified"  # the crawl's code, kept beside it
 
 
-def test_suspended_and_removed_sources_are_consent_inactive(world):
+def test_suspended_sources_are_revoked_and_removed_ones_consent_inactive(world):
     config, data = world
     (config.root / "sources" / "birch.yaml").unlink()
     result = build_manifest(load_config(config.root), data, "demo", suspended={"aurora"})
@@ -248,7 +250,8 @@ def test_suspended_and_removed_sources_are_consent_inactive(world):
     details = {e["source_id"]: e["detail"] for e in _exclusions(result.path)}
     assert "suspended" in details["aurora"]
     assert "not in the current config" in details["birch"]
-    assert set(result.counts["excluded_by_reason"]) == {"consent_inactive"}
+    reason_of = {e["source_id"]: e["reason"] for e in _exclusions(result.path)}
+    assert reason_of == {"aurora": "revoked", "birch": "consent_inactive"}
     sources = _manifest(result.path)["sources"]
     assert sources["birch"]["in_config"] is False
     assert sources["aurora"]["eligibility"]["reason"] == "consent_inactive"
@@ -303,7 +306,7 @@ def test_conservation_failure_commits_nothing(world, monkeypatch):
         def filter(self, row):
             return True
 
-    monkeypatch.setattr(build, "default_filters", lambda *args: [Leaky()])
+    monkeypatch.setattr(build, "default_filters", lambda *args, **kwargs: [Leaky()])
     with pytest.raises(BuildError, match="conservation check failed"):
         build_manifest(config, data, "demo")
     assert latest_version(data, "demo") is None
@@ -383,8 +386,9 @@ def test_manifest_json_records_inputs_files_and_sources(world):
     assert aurora["consent"] == config.sources["aurora"].consent.model_dump(mode="json")
     assert aurora["age_verification"]["id"] == "AV-aurora"
     assert aurora["eligibility"]["eligible"] is True
-    assert [f["name"] for f in doc["filters"]] == ["consent", "takedown", "licence", "dedupe"]
-    assert doc["filters"][2] == {
+    assert [f["name"] for f in doc["filters"]] == [
+        "consent", "latest", "takedown", "optouts", "licence", "dedupe"]
+    assert doc["filters"][4] == {
         "name": "licence",
         "total": 7,
         "kept": 5,

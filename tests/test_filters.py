@@ -90,7 +90,7 @@ def test_consent_filter_reasons(config):
     assert kept.column("source_id").to_pylist() == ["aurora"]
     got = {r["source_id"]: (r["reason"], r["detail"]) for r in excluded.to_pylist()}
     assert got["birch"] == ("revoked", "consent C-birch is revoked")
-    assert got["cedar"][0] == "consent_inactive" and "suspended" in got["cedar"][1]
+    assert got["cedar"][0] == "revoked" and "suspended" in got["cedar"][1]
     assert got["gone"][0] == "consent_inactive" and "not in the current config" in got["gone"][1]
 
 
@@ -99,7 +99,7 @@ def test_consent_filter_checks_the_given_day(config):
     step = ConsentFilter(config, date.today() + timedelta(days=1000), suspended=set())
     _, excluded = step(_table([row]))
     (e,) = excluded.to_pylist()
-    assert e["reason"] == "consent_inactive" and "expired" in e["detail"]
+    assert e["reason"] == "revoked" and "expired" in e["detail"]
 
 
 def test_licence_filter_caches_per_licence_and_reports_detail(config):
@@ -138,7 +138,7 @@ def test_dedupe_is_independent_of_input_order(config):
 
 def test_default_chain_order(config):
     names = [f.name for f in default_filters(config, date.today(), set())]
-    assert names == ["consent", "takedown", "licence", "dedupe"]
+    assert names == ["consent", "latest", "takedown", "optouts", "licence", "dedupe"]
 
 
 def test_licence_filter_no_licence_for_missing_or_unlisted_licence_ref():
