@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.registry.state import State, Validator
+from pipeline.registry.state import State, Validator, ValidatorReader
 from pipeline.runs.writer import ITEMS_FILE, REJECTIONS_FILE, RUN_JSON, RUNS_DIR
 
 if TYPE_CHECKING:
@@ -102,6 +102,7 @@ class Validators:
     config: Config
     data_dir: Path
     _state: State | None = None
+    _reader: ValidatorReader | None = None
     _notes: dict[tuple[str, str], _Note] = field(default_factory=dict)
     _groups: OrderedDict[tuple[str, int], pa.Table] = field(default_factory=OrderedDict)
     _runs: dict[str, pq.ParquetFile | None] = field(default_factory=dict)
@@ -116,7 +117,9 @@ class Validators:
     def earlier(self, source: Source, url: str, found: dict[str, Any],
                 page_url: str | None) -> Earlier | None:
         """What a conditional request for ``url`` would re-use, or None (ask for the body)."""
-        validator = self.state().validator(source.id, url)
+        if self._reader is None:
+            self._reader = self.state().validator_reader()
+        validator = self._reader.get(source.id, url)
         if validator is None or not (validator.etag or validator.last_modified):
             return None
         if validator.reuse_key != reuse_key(self.config, source, found, url, page_url):
@@ -212,9 +215,17 @@ class Validators:
         for source_id, url in zip(rejections["source_id"].to_pylist(),
                                   rejections["url"].to_pylist(), strict=True):
             forget.append((source_id, url) if source_id is not None else (None, url))
+        self.close()
         self.state().record_validators(records, forget)
         self._notes.clear()
         return len(records)
+
+    def close(self) -> None:
+        self._groups.clear()
+        self._runs.clear()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
 
 def _header(headers: Any, name: bytes) -> str | None:

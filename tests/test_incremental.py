@@ -93,11 +93,14 @@ class Site:
             self.sent = dict.fromkeys(self.sent, 0)
             self.answers.clear()
 
-    def statuses(self, name: str) -> list[int]:
-        return [status for path, status, _ in self.answers if path == self.prefix + name]
+    def statuses(self, name: str, answers: list[Any] | None = None) -> list[int]:
+        return [status for path, status, _ in (self.answers if answers is None else answers)
+                if path == self.prefix + name]
 
-    def request_headers(self, name: str) -> list[dict[str, str]]:
-        return [headers for path, _, headers in self.answers if path == self.prefix + name]
+    def request_headers(self, name: str, answers: list[Any] | None = None
+                        ) -> list[dict[str, str]]:
+        return [headers for path, _, headers in (self.answers if answers is None else answers)
+                if path == self.prefix + name]
 
 
 def png(color: tuple[int, int, int]) -> bytes:
@@ -118,7 +121,7 @@ def at(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
-# --------------------------------------------------------------------------- unchanged, changed, gone
+# ------------------------------------------------------------------ unchanged, changed, gone
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +164,8 @@ def recrawled(tmp_path_factory):
         site.images["/site/noai.png"].headers["X-Robots-Tag"] = "noai"
         site.images["/site/tdm.png"].headers["tdm-reservation"] = "1"
         site.images["/site/target.png"].status = 410
+        srv.route("/robots.txt", body="User-agent: *\nDisallow: /site/lm.png\n",
+                  content_type="text/plain")
         site.reset_counts()
         third = crawl(tmp)
         yield {
@@ -184,21 +189,21 @@ def test_a_second_crawl_of_an_unchanged_site_downloads_no_image_body(recrawled):
 
 def test_conditional_requests_carry_the_validators_each_url_was_served_with(recrawled):
     site: Site = recrawled["site"]
-    site.answers[:] = recrawled["answers_second"]
-    (etag,) = site.request_headers("etag.png")
+    answers = recrawled["answers_second"]
+    (etag,) = site.request_headers("etag.png", answers)
     assert etag["if-none-match"] == '"e1"' and "if-modified-since" not in etag
-    (lm,) = site.request_headers("lm.png")
+    (lm,) = site.request_headers("lm.png", answers)
     assert lm["if-modified-since"] == LAST_MODIFIED and "if-none-match" not in lm
-    (both,) = site.request_headers("both.png")
+    (both,) = site.request_headers("both.png", answers)
     assert both["if-none-match"] == 'W/"b1"' and both["if-modified-since"] == LAST_MODIFIED
-    (plain,) = site.request_headers("plain.png")
+    (plain,) = site.request_headers("plain.png", answers)
     assert "if-none-match" not in plain and "if-modified-since" not in plain
-    assert site.statuses("etag.png") == site.statuses("lm.png") == [304]
+    assert site.statuses("etag.png", answers) == site.statuses("lm.png", answers) == [304]
     # a redirect: the hop is asked for plainly, its target with the target's validators
     hop = recrawled["site"].srv
     moved = [r for r in hop.requests if r.path == "/site/moved.png"][-2]  # in crawl 2
     assert "if-none-match" not in moved.headers
-    (target,) = site.request_headers("target.png")
+    (target,) = site.request_headers("target.png", answers)
     assert target["if-none-match"] == '"r1"'
 
 
@@ -260,6 +265,14 @@ def test_a_304_carrying_a_new_opt_out_header_refuses(recrawled, name, reason):
     assert url in recrawled["state2"] and url not in recrawled["state3"]  # rejected: forgotten
 
 
+def test_robots_txt_still_gates_an_image_fetched_before(recrawled):
+    third, urls = recrawled["third"], recrawled["urls"]
+    site: Site = recrawled["site"]
+    assert site.statuses("lm.png", recrawled["answers_third"]) == []  # never asked for
+    assert third.reasons_for(urls["lm"]) == ["robots_disallowed"]
+    assert urls["lm"] not in recrawled["state3"]
+
+
 def test_validators_are_recorded_only_for_kept_rows_with_validators(recrawled):
     state1, urls, first = recrawled["state1"], recrawled["urls"], recrawled["first"]
     assert urls["plain"] not in state1 and recrawled["hop"] not in state1
@@ -271,7 +284,7 @@ def test_validators_are_recorded_only_for_kept_rows_with_validators(recrawled):
     assert recrawled["state2"][urls["etag"]].run_id == recrawled["second"].run["run_id"]
 
 
-# --------------------------------------------------------------------------- lists and deleted runs
+# ------------------------------------------------------------------ lists and deleted runs
 
 
 def write_sha256_list(config_dir: Path, hashes: list[str]) -> str:

