@@ -51,13 +51,12 @@ def reuse_key(config: Config, source: Source, found: dict[str, Any], url: str,
     """What a row's decision depended on besides the image's bytes (see the module doc)."""
     settings = config.settings
     markup = found.get("markup")
-    evidence: list[str] = []
+    pieces = list(found.get("scoped") or [])
     errors: list[str] = []
     if markup is not None:
-        pieces = markup.for_image(found.get("requested"), url) + found.get("scoped", []) \
-            + markup.page
-        evidence = [repr(piece) for piece in pieces]
+        pieces += markup.for_image(found.get("requested"), url) + markup.page
         errors = list(markup.errors)
+    evidence = [repr(piece) for piece in pieces]
     doc = {
         "v": KEY_VERSION,
         "evidence": evidence,

@@ -367,3 +367,125 @@ def test_a_change_to_the_pages_rights_markup_asks_for_the_body_again(tmp_path):
         (headers,) = site.request_headers("a.png")
     assert "if-none-match" not in headers and site.sent["/site/a.png"] == len(body)
     assert second.item(url)["licence"] == "CC0-1.0"
+
+
+# ------------------------------------------------------------------ the middleware alone
+
+
+@pytest.fixture
+def unit(tmp_path):
+    """A built middleware over a committed run holding one row with validators."""
+    from helpers_config import source_doc, write_config
+    from helpers_runs import make_item, write_run
+    from scrapy import Spider
+    from scrapy.utils.test import get_crawler
+
+    from crawler.conditional import Validators, reuse_key
+    from crawler.context import CrawlContext, Registry
+    from crawler.downloadermiddlewares.conditional import ConditionalRequestMiddleware
+    from pipeline.registry.state import Validator
+    from pipeline.runs.writer import RunWriter
+
+    config = write_config(tmp_path / "configs", [source_doc("s1")])
+    source = config.sources["s1"]
+    url, page_url = "https://s1.example/gallery/a.jpg", "https://s1.example/gallery/"
+    run_id = "20260101T000000Z-aaaaaa"
+    item = make_item(source, url)
+    write_run(tmp_path / "data", run_id, [item])
+    found = {"caption": "a", "markup": None, "scoped": [], "requested": url,
+             "page_signals": {}}
+    State.in_data_dir(tmp_path / "data").record_validators([Validator(
+        "s1", url, '"e1"', LAST_MODIFIED, run_id, item["row_id"], 0, 0,
+        reuse_key(config, source, found, url, page_url))])
+    writer = RunWriter(tmp_path / "data")
+    context = CrawlContext(config=config, registry=Registry([source]), writer=writer,
+                           validators=Validators(config, tmp_path / "data"))
+    crawler = get_crawler(Spider)
+    middleware = ConditionalRequestMiddleware(crawler, context)
+    yield {"mw": middleware, "crawler": crawler, "url": url, "page_url": page_url,
+           "found": found, "run_id": run_id, "item": item, "context": context,
+           "tmp": tmp_path}
+    writer.discard()
+
+
+def image_request(unit: dict[str, Any], url: str | None = None, **found: Any):
+    from scrapy import Request
+
+    from crawler.meta import META_IMAGE, META_KIND, META_PAGE, META_SOURCE
+
+    return Request(url or unit["url"], meta={
+        META_SOURCE: "s1", META_KIND: "image", META_PAGE: unit["page_url"],
+        META_IMAGE: {**unit["found"], **found}})
+
+
+def test_unit_a_request_for_a_kept_image_carries_its_validators(unit):
+    from crawler.meta import META_EARLIER
+
+    request = image_request(unit)
+    unit["mw"].process_request(request)
+    assert request.headers[b"If-None-Match"] == b'"e1"'
+    assert request.headers[b"If-Modified-Since"] == LAST_MODIFIED.encode()
+    assert request.meta["handle_httpstatus_list"] == [304]
+    earlier = request.meta[META_EARLIER]
+    assert earlier.row["sha256"] == unit["item"]["sha256"]
+    assert earlier.row["run_id"] == unit["run_id"]
+    assert unit["crawler"].stats.get_value("conditional/sent") == 1
+
+
+def test_unit_a_redirect_hop_loses_the_previous_urls_validators(unit):
+    from crawler.meta import META_EARLIER
+
+    request = image_request(unit)
+    unit["mw"].process_request(request)
+    hop = request.replace(url="https://s1.example/gallery/b.jpg")  # as RedirectMiddleware
+    unit["mw"].process_request(hop)
+    assert b"If-None-Match" not in hop.headers and b"If-Modified-Since" not in hop.headers
+    assert META_EARLIER not in hop.meta and "handle_httpstatus_list" not in hop.meta
+
+
+def test_unit_a_200_is_a_new_body_and_a_304_keeps_the_earlier_row(unit):
+    from scrapy.http import Response
+
+    from crawler.meta import META_EARLIER
+
+    modified = image_request(unit)
+    unit["mw"].process_request(modified)
+    unit["mw"].process_response(modified, Response(unit["url"], status=200, request=modified))
+    assert META_EARLIER not in modified.meta
+    same = image_request(unit)
+    unit["mw"].process_request(same)
+    unit["mw"].process_response(same, Response(unit["url"], status=304, request=same))
+    assert same.meta[META_EARLIER].row["url"] == unit["url"]
+    stats = unit["crawler"].stats
+    assert stats.get_value("conditional/modified") == stats.get_value(
+        "conditional/not_modified") == 1
+
+
+def test_unit_nothing_conditional_when_the_decision_could_differ_or_the_row_is_gone(unit):
+    from crawler.meta import META_KIND
+
+    other_page = image_request(unit, caption="b")  # the caption is not part of the key
+    unit["mw"].process_request(other_page)
+    assert b"If-None-Match" in other_page.headers
+    scoped = image_request(unit, scoped=["new rights evidence"])  # what the rights stage reads
+    unit["mw"].process_request(scoped)
+    assert b"If-None-Match" not in scoped.headers
+    page = image_request(unit)
+    page.meta[META_KIND] = "page"
+    unit["mw"].process_request(page)
+    assert b"If-None-Match" not in page.headers
+    shutil.rmtree(unit["tmp"] / "data" / "runs" / unit["run_id"])
+    unit["context"].validators.close()  # forget the cached file, as a new crawl would
+    deleted = image_request(unit)
+    unit["mw"].process_request(deleted)
+    assert b"If-None-Match" not in deleted.headers
+
+
+def test_unit_off_without_a_validators_store(unit):
+    from scrapy.exceptions import NotConfigured
+
+    from crawler.downloadermiddlewares.conditional import ConditionalRequestMiddleware
+
+    unit["context"].validators = None
+    with pytest.raises(NotConfigured):
+        ConditionalRequestMiddleware(unit["crawler"], unit["context"])
