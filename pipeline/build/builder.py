@@ -15,13 +15,15 @@ import fcntl
 import hashlib
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -29,7 +31,24 @@ import pyarrow.parquet as pq
 from pipeline import SCHEMA_VERSION
 from pipeline.build.filters import BuildFilter, default_filters
 from pipeline.build.latest import url_events
-from pipeline.build.removals import removed_since
+from pipeline.build.optouts import source_optouts
+from pipeline.build.removals import Removals
+from pipeline.build.stream import (
+    BATCH_ROWS,
+    KEY_ROWS,
+    MEMORY_ROWS,
+    PARQUET_OPTIONS,
+    POS,
+    ROW_GROUP_ROWS,
+    SORT_ROWS,
+    KeySample,
+    PartWriter,
+    RangeSorter,
+    Spill,
+    read_batches,
+    run_chain,
+    sort_key,
+)
 from pipeline.build.takedowns import active_takedowns
 from pipeline.build.versions import (
     AUDIT_DIR,
@@ -51,6 +70,7 @@ from pipeline.runs.writer import RunInfo, completed_runs, fsync_dir, write_json_
 __all__ = [
     "BuildError",
     "BuildResult",
+    "Tuning",
     "build_manifest",
     "latest_version",
     "resolve_manifest",
@@ -59,10 +79,14 @@ __all__ = [
 ]
 
 PART_ROWS = 1_000_000
-ROW_GROUP_ROWS = 100_000
 CRASH_ENV = "CLEARANCE_TEST_CRASH_BUILD"  # "after_parts": exit right after the part files
-_KEPT_ORDER = [(c, "ascending") for c in ("source_id", "url", "row_id", "run_id")]
-_EXCLUSION_ORDER = [(c, "ascending") for c in ("reason", "url", "row_id", "run_id")]
+_KEPT_ORDER = ("source_id", "url", "row_id", "run_id")
+_EXCLUSION_ORDER = ("reason", "url", "row_id", "run_id")
+# Read for the decisions besides what the filters declare: what exclusion rows, the counts,
+# consent_changed and the published order need.
+_KEY_COLUMNS = ("row_id", "url", "page_url", "source_id", "consent_id", "consent_sha256",
+                "fetched_at", "licence", "licence_source", "run_id")
+SPILL_DIR = ".spill"  # inside the version's hidden tmp dir; removed before the rename
 
 
 class BuildError(RuntimeError):
@@ -77,6 +101,19 @@ class BuildResult:
     counts: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Tuning:
+    """How much a build holds at once: rows per record batch read, key-column rows per spilled
+    partition of a global filter, candidates below which key columns and exclusions are not
+    spilled, full rows per bucket of the published order. Any values give the same bytes; the
+    defaults keep a 10M-row build under 1 GB."""
+
+    batch_rows: int = BATCH_ROWS
+    key_rows: int = KEY_ROWS
+    memory_rows: int = MEMORY_ROWS
+    sort_rows: int = SORT_ROWS
+
+
 def build_manifest(
     config: Config,
     data_dir: Path,
@@ -87,57 +124,22 @@ def build_manifest(
     *,
     part_rows: int = PART_ROWS,
     takedowns: list[Takedown] | None = None,
+    tuning: Tuning | None = None,
 ) -> BuildResult:
     """Build and commit the next version of manifest ``name`` from completed runs.
 
     ``takedowns`` default: the active ones in the data dir's ``state.sqlite``."""
     check_name(name)
+    if part_rows < 1:
+        raise ValueError(f"part_rows must be positive, got {part_rows}")
     data_dir = Path(data_dir)
     today = today or datetime.now(UTC).date()
+    tuning = tuning or Tuning()
     runs = completed_runs(data_dir, run_ids)
-    candidates = read_items(runs)
     if takedowns is None:
         takedowns = active_takedowns(data_dir)
-    filters = default_filters(config, today, suspended, takedowns, events=url_events(runs))
-    kept, excluded = run_filters(candidates, filters)
-    kept = kept.sort_by(_KEPT_ORDER)
-    exclusions = excluded.sort_by(_EXCLUSION_ORDER)
-
-    counts = {
-        "runs": len(runs),
-        "candidates": candidates.num_rows,
-        "kept": kept.num_rows,
-        "excluded": exclusions.num_rows,
-        "excluded_by_reason": tally(exclusions, "reason"),
-        "kept_by_source": tally(kept, "source_id"),
-        "kept_by_licence": tally(kept, "licence"),
-        "kept_by_licence_source": tally(kept, "licence_source"),
-    }
-    if counts["candidates"] != counts["kept"] + counts["excluded"]:
-        raise BuildError(
-            f"conservation check failed: {counts['candidates']} candidates != "
-            f"{counts['kept']} kept + {counts['excluded']} excluded; nothing was committed"
-        )
-    manifest: dict[str, Any] = {
-        "name": name,
-        "schema_version": SCHEMA_VERSION,
-        "inputs": [_input_record(run) for run in runs],
-        "config_sha256": config.sha256,
-        "policy": {
-            "today": today.isoformat(),
-            "intended_use": config.settings.intended_use,
-            "licences_allow": list(config.settings.licences.allow),
-            "licences_preset": list(config.settings.licences.preset),
-            # What was actually applied: allow plus every preset's ids, so the manifest states
-            # its policy in full even if a preset's definition changes in a later release.
-            "licences_effective": list(config.settings.licences.effective),
-        },
-        "counts": counts,
-        "filters": [f.summary() for f in filters],
-        "sources": _sources(config, today, suspended, runs, candidates),
-        "consent_changed": _consent_changed(config, kept),
-        "notes": [] if runs else ["no completed runs were given: this version has no rows"],
-    }
+    filters = default_filters(config, today, suspended, takedowns, events=url_events(runs),
+                              optouts=source_optouts(config, runs))
 
     root = manifest_root(data_dir, name)
     root.mkdir(parents=True, exist_ok=True)
@@ -145,20 +147,32 @@ def build_manifest(
         _remove_stale_tmp(root)
         previous = latest_version(data_dir, name)
         version = (previous or 0) + 1
-        # Counts only: which rows left is a map of what was removed (DESIGN "No removal map").
-        manifest["previous_version"] = previous
-        manifest["removed_since_previous"] = (
-            {} if previous is None else removed_since(root / f"v{previous}", kept, excluded)
-        )
         tmp = root / f".tmp-v{version}-{os.getpid()}"
         tmp.mkdir()
         try:
-            counts["parts"] = _write_parts(tmp / DATA_DIR, kept, part_rows)
+            spill = tmp / SPILL_DIR
+            decided = _decide(runs, filters, spill, tuning,
+                              None if previous is None else root / f"v{previous}")
+            counts = decided.counts(len(runs))
+            if counts["candidates"] != counts["kept"] + counts["excluded"]:
+                raise BuildError(
+                    f"conservation check failed: {counts['candidates']} candidates != "
+                    f"{counts['kept']} kept + {counts['excluded']} excluded; nothing was "
+                    "committed"
+                )
+            manifest = _manifest(name, config, today, suspended, runs, filters, decided, counts)
+            # Counts only: which rows left is a map of what was removed (DESIGN "No removal map").
+            manifest["previous_version"] = previous
+            manifest["removed_since_previous"] = (
+                {} if decided.removals is None else decided.removals.counts()
+            )
+            counts["parts"] = _write_kept(tmp / DATA_DIR, runs, decided, part_rows, tuning)
             if os.environ.get(CRASH_ENV) == "after_parts":
                 os._exit(1)
             (tmp / AUDIT_DIR).mkdir()
-            write_parquet(exclusions, tmp / AUDIT_DIR / EXCLUSIONS_FILE)
+            _write_exclusions(tmp / AUDIT_DIR, decided, tuning)
             fsync_dir(tmp / AUDIT_DIR)
+            shutil.rmtree(spill, ignore_errors=True)
             manifest.update(
                 version=version,
                 created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -175,20 +189,129 @@ def build_manifest(
     return BuildResult(name=name, version=version, path=final, counts=counts)
 
 
-def read_items(runs: list[RunInfo]) -> pa.Table:
-    """The union of the runs' items, read with the explicit schema (never inferred)."""
-    tables = [pq.read_table(run.items_path, schema=ITEMS_SCHEMA) for run in runs]
-    if not tables:
-        return ITEMS_SCHEMA.empty_table()
-    return pa.concat_tables(tables).replace_schema_metadata(None)
+@dataclass
+class _Decided:
+    """What the decisions left: the kept positions and what to count, publish and order."""
+
+    candidates: int
+    kept: np.ndarray  # bool per candidate position
+    kept_sample: KeySample
+    excluded: Spill  # exclusion rows (with _pos), unsorted
+    excluded_sample: KeySample
+    removals: Removals | None
+    sources: set[str] = field(default_factory=set)
+    by_reason: Counter[str] = field(default_factory=Counter)
+    by_source: Counter[str] = field(default_factory=Counter)
+    by_licence: Counter[str] = field(default_factory=Counter)
+    by_licence_source: Counter[str] = field(default_factory=Counter)
+    consent: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    kept_rows: int = 0
+
+    def counts(self, runs: int) -> dict[str, Any]:
+        kept = self.kept_rows
+        excluded = sum(self.by_reason.values())
+        return {
+            "runs": runs,
+            "candidates": self.candidates,
+            "kept": kept,
+            "excluded": excluded,
+            "excluded_by_reason": _sorted(self.by_reason),
+            "kept_by_source": _sorted(self.by_source),
+            "kept_by_licence": _sorted(self.by_licence),
+            "kept_by_licence_source": _sorted(self.by_licence_source),
+        }
 
 
-def run_filters(table: pa.Table, filters: list[BuildFilter]) -> tuple[pa.Table, pa.Table]:
-    excluded = [EXCLUSIONS_SCHEMA.empty_table()]
-    for step in filters:
-        table, dropped = step(table)
-        excluded.append(dropped)
-    return table, pa.concat_tables(excluded)
+def _decide(runs: list[RunInfo], filters: list[BuildFilter], spill: Path, tuning: Tuning,
+            previous_dir: Path | None) -> _Decided:
+    """Run the filter chain over the key columns of every candidate, batch by batch."""
+    paths = [run.items_path for run in runs]
+    total = sum(pq.read_metadata(p).num_rows for p in paths)
+    wanted = {*_KEY_COLUMNS, *(c for f in filters for c in f.columns)}
+    key_schema = pa.schema([f for f in ITEMS_SCHEMA if f.name in wanted])
+    big = total > tuning.memory_rows
+    parts = -(-total // tuning.key_rows) if big else 1
+    decided = _Decided(
+        candidates=total,
+        kept=np.zeros(total, dtype=bool),
+        kept_sample=KeySample(total),
+        excluded=Spill(spill / "excluded" if big else None, 1, "excluded"),
+        excluded_sample=KeySample(total),
+        removals=None if previous_dir is None else Removals(
+            previous_dir, parts, spill / "removals"),
+    )
+
+    def candidates() -> Iterator[pa.Table]:
+        for table in read_batches(paths, key_schema, tuning.batch_rows):
+            decided.sources.update(pc.unique(table["source_id"]).to_pylist())
+            yield table
+
+    def on_excluded(index: int, rows: pa.Table) -> None:
+        if not rows.num_rows:
+            return
+        if POS not in rows.column_names:  # a filter that builds its own exclusion rows
+            rows = rows.append_column(POS, pa.array(np.full(rows.num_rows, -1, np.int64)))
+        decided.by_reason.update(_value_counts(rows["reason"]))
+        decided.excluded_sample.add(sort_key(rows, _EXCLUSION_ORDER[:2]),
+                                    rows[POS].to_numpy())
+        decided.excluded.add(rows)
+        if decided.removals is not None:
+            decided.removals.excluded(rows, index)
+
+    kept_stream = run_chain(
+        candidates(), filters, total_rows=total, key_rows=tuning.key_rows,
+        memory_rows=tuning.memory_rows, spill_dir=spill, keep_columns=_KEY_COLUMNS,
+        on_excluded=on_excluded,
+    )
+    for table in kept_stream:
+        pos = table[POS].to_numpy()
+        decided.kept[pos] = True
+        decided.kept_rows += table.num_rows
+        decided.kept_sample.add(sort_key(table, _KEPT_ORDER[:2]), pos)
+        decided.by_source.update(_value_counts(table["source_id"]))
+        decided.by_licence.update(_value_counts(table["licence"]))
+        decided.by_licence_source.update(_value_counts(table["licence_source"]))
+        keys = ["source_id", "consent_id", "consent_sha256"]
+        for group in table.group_by(keys).aggregate([([], "count_all")]).to_pylist():
+            decided.consent[tuple(group[k] for k in keys)] += group["count_all"]
+        if decided.removals is not None:
+            decided.removals.kept(table["row_id"])
+    return decided
+
+
+def _write_kept(folder: Path, runs: list[RunInfo], decided: _Decided, part_rows: int,
+                tuning: Tuning) -> int:
+    """The full rows of the kept positions, in the published order, as part files."""
+    folder.mkdir()
+    bounds = decided.kept_sample.bounds(decided.kept_rows, tuning.sort_rows)
+    sorter = RangeSorter(folder.parent / SPILL_DIR / "kept", _KEPT_ORDER, _KEPT_ORDER[:2],
+                         bounds, "kept")
+    # Full rows are wide (the signals list): read them in smaller batches than the keys.
+    batch_rows = max(1, tuning.batch_rows // 4)
+    for table in read_batches([run.items_path for run in runs], ITEMS_SCHEMA, batch_rows):
+        mask = decided.kept[table[POS].to_numpy()]
+        if mask.any():
+            sorter.add(table.filter(pa.array(mask)))
+    writer = PartWriter(folder, ITEMS_SCHEMA, part_rows, lambda i: f"part-{i:05d}.parquet")
+    for table in sorter.sorted_tables():
+        writer.write(table)
+    parts = writer.close()
+    fsync_dir(folder)
+    return parts
+
+
+def _write_exclusions(folder: Path, decided: _Decided, tuning: Tuning) -> None:
+    rows = sum(decided.by_reason.values())
+    bounds = decided.excluded_sample.bounds(rows, tuning.sort_rows)
+    sorter = RangeSorter(folder.parent / SPILL_DIR / "exclusions", _EXCLUSION_ORDER,
+                         _EXCLUSION_ORDER[:2], bounds, "exclusions")
+    for table in decided.excluded:
+        for start in range(0, table.num_rows, tuning.sort_rows):
+            sorter.add(table.slice(start, tuning.sort_rows))
+    writer = PartWriter(folder, EXCLUSIONS_SCHEMA, None, lambda i: EXCLUSIONS_FILE)
+    for table in sorter.sorted_tables():
+        writer.write(table.select(EXCLUSIONS_SCHEMA.names).cast(EXCLUSIONS_SCHEMA))
+    writer.close()
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
@@ -197,26 +320,46 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(
         table.replace_schema_metadata(None),
         path,
-        compression="zstd",
-        compression_level=3,
         row_group_size=ROW_GROUP_ROWS,
-        write_statistics=True,
-        use_dictionary=True,
+        **PARQUET_OPTIONS,
     )
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
 
 
-def _write_parts(folder: Path, kept: pa.Table, part_rows: int) -> int:
-    if part_rows < 1:
-        raise ValueError(f"part_rows must be positive, got {part_rows}")
-    folder.mkdir()
-    # An empty manifest still gets one (empty) part so that `data/*.parquet` globs resolve.
-    offsets = range(0, max(kept.num_rows, 1), part_rows)
-    for index, offset in enumerate(offsets):
-        write_parquet(kept.slice(offset, part_rows), folder / f"part-{index:05d}.parquet")
-    fsync_dir(folder)
-    return len(offsets)
+def _value_counts(column: pa.ChunkedArray | pa.Array) -> dict[str, int]:
+    if not len(column):
+        return {}
+    return {str(c["values"]): c["counts"] for c in pc.value_counts(column).to_pylist()}
+
+
+def _sorted(counts: Counter[str]) -> dict[str, int]:
+    return {key: counts[key] for key in sorted(counts)}
+
+
+def _manifest(name: str, config: Config, today: date, suspended: frozenset[str] | set[str],
+              runs: list[RunInfo], filters: list[BuildFilter], decided: _Decided,
+              counts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "schema_version": SCHEMA_VERSION,
+        "inputs": [_input_record(run) for run in runs],
+        "config_sha256": config.sha256,
+        "policy": {
+            "today": today.isoformat(),
+            "intended_use": config.settings.intended_use,
+            "licences_allow": list(config.settings.licences.allow),
+            "licences_preset": list(config.settings.licences.preset),
+            # What was actually applied: allow plus every preset's ids, so the manifest states
+            # its policy in full even if a preset's definition changes in a later release.
+            "licences_effective": list(config.settings.licences.effective),
+        },
+        "counts": counts,
+        "filters": [f.summary() for f in filters],
+        "sources": _sources(config, today, suspended, runs, decided.sources),
+        "consent_changed": _consent_changed(config, decided.consent),
+        "notes": [] if runs else ["no completed runs were given: this version has no rows"],
+    }
 
 
 def tally(table: pa.Table, column: str) -> dict[str, int]:
@@ -260,11 +403,11 @@ def _sources(
     today: date,
     suspended: frozenset[str] | set[str],
     runs: list[RunInfo],
-    candidates: pa.Table,
+    candidate_sources: set[str],
 ) -> dict[str, Any]:
     """Consent and age-verification records, as they stand now, of every source that has
     candidate rows or crawl rejections in the inputs."""
-    ids = set(pc.unique(candidates["source_id"]).to_pylist())
+    ids = set(candidate_sources)
     for run in runs:
         if run.rejections_path.is_file():
             column = pq.read_table(run.rejections_path, columns=["source_id"])["source_id"]
@@ -302,10 +445,15 @@ def _sources(
     return out
 
 
-def _consent_changed(config: Config, kept: pa.Table) -> list[dict[str, Any]]:
-    """Kept rows crawled under a consent record other than the current one (still eligible)."""
+def _consent_changed(
+    config: Config, kept: Counter[tuple[str, str, str]]
+) -> list[dict[str, Any]]:
+    """Kept rows crawled under a consent record other than the current one (still eligible);
+    ``kept`` counts the kept rows per (source_id, consent_id, consent_sha256)."""
     keys = ["source_id", "consent_id", "consent_sha256"]
-    groups = kept.group_by(keys).aggregate([([], "count_all")]).to_pylist()
+    groups: list[dict[str, Any]] = [
+        {**dict(zip(keys, key, strict=True)), "count_all": n} for key, n in kept.items()
+    ]
     seen: dict[str, list[dict[str, Any]]] = {}
     for group in sorted(groups, key=lambda g: tuple(g[k] for k in keys)):
         current = config.sources[group["source_id"]]

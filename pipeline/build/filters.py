@@ -6,20 +6,30 @@ detail)`` out); the base class materialises just the columns a filter declares, 
 total/kept/dropped per reason and turns every dropped row into an exclusion row
 (``EXCLUSIONS_SCHEMA``), because exclusions are audit evidence and are always written. A filter
 that can decide a whole table with Arrow compute also overrides :meth:`BuildFilter.decide`
-(the takedown filter does). The same functions can later run per batch on a distributed engine.
+(every filter here does; its ``filter`` stays as the row-by-row statement of the rule, and
+tests hold the two to the same verdicts).
+
+The build streams (:mod:`pipeline.build.stream`): ``partition_by`` says which rows a verdict may
+depend on, so the build knows how it may split the input. ``None``: the row alone (consent,
+takedown, licence; any record batch will do). A tuple of columns: only rows equal in them
+(dedupe: ``sha256``), so the build hands the filter one hash partition of the key columns at a
+time. ``()``, the default: the whole table at once (right for any filter, but held in memory).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeAlias
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.build.latest import EVENTS_SCHEMA, latest_verdicts
+from pipeline.build.optouts import SourceOptouts, optout_verdicts
 from pipeline.build.takedowns import TakedownMatcher
 from pipeline.registry.config import Config
 from pipeline.registry.eligibility import Eligibility, check
@@ -29,9 +39,14 @@ from pipeline.registry.takedowns import Takedown
 from pipeline.runs import reasons
 from pipeline.runs.schema import EXCLUSIONS_SCHEMA, ITEMS_SCHEMA
 
+POS = "_pos"  # the build's candidate position (pipeline.build.stream), carried to exclusions
+
 Keep = Literal[True]
 Drop = tuple[Literal[False], str, str | None]
 Verdict = Keep | Drop
+# What decide returns for the dropped rows: lists, or string arrays (vectorised filters).
+Reasons: TypeAlias = "list[str] | pa.Array | pa.ChunkedArray"
+Details: TypeAlias = "list[str | None] | pa.Array | pa.ChunkedArray"
 
 
 class BuildFilter(ABC):
@@ -41,6 +56,9 @@ class BuildFilter(ABC):
     columns: ClassVar[tuple[str, ...]] = ()
     # False: the exclusion rows leave url and page_url null (takedowns: no map of removed URLs).
     audit_urls: ClassVar[bool] = True
+    # Which rows a verdict may depend on (see the module docstring): None the row alone, a
+    # tuple of columns the rows equal in them, () the whole table.
+    partition_by: ClassVar[tuple[str, ...] | None] = ()
 
     def __init__(self) -> None:
         self.stats: Counter[str] = Counter()
@@ -53,9 +71,9 @@ class BuildFilter(ABC):
     def filter(self, row: dict[str, Any]) -> Verdict:
         """Keep (``True``) or drop (``(False, reason, detail)``) one row."""
 
-    def decide(self, table: pa.Table) -> tuple[pa.Array, list[str], list[str | None]]:
-        """(keep mask, then the reason and detail of each dropped row in table order) for a
-        prepared table; by default :meth:`filter` decides row by row."""
+    def decide(self, table: pa.Table) -> tuple[pa.Array, Reasons, Details]:
+        """(keep mask, then the reason and detail of each dropped row in table order, as lists
+        or string arrays) for a prepared table; by default :meth:`filter` decides row by row."""
         keep: list[bool] = []
         dropped_reasons: list[str] = []
         details: list[str | None] = []
@@ -76,16 +94,20 @@ class BuildFilter(ABC):
         """Return (kept rows, exclusion rows) for one table."""
         table = self.prepare(table)
         mask, dropped_reasons, details = self.decide(table)
-        unknown = set(dropped_reasons) - reasons.ALL
+        codes = _strings(dropped_reasons)
+        counts = pc.value_counts(codes).to_pylist() if len(codes) else []
+        unknown = {c["values"] for c in counts} - reasons.ALL
         if unknown:
-            raise ValueError(f"{self.name}: bad verdict, reason codes {sorted(unknown)}")
-        self.stats.update(f"dropped_{reason}" for reason in dropped_reasons)
+            raise ValueError(f"{self.name}: bad verdict, reason codes {sorted(map(str, unknown))}")
+        for c in counts:
+            self.stats[f"dropped_{c['values']}"] += c["counts"]
         self.stats["total"] += table.num_rows
-        self.stats["kept"] += table.num_rows - len(dropped_reasons)
+        self.stats["kept"] += table.num_rows - len(codes)
         excluded = table.filter(pc.invert(mask))
-        return table.filter(mask), exclusion_rows(
-            excluded, dropped_reasons, details, urls=self.audit_urls
-        )
+        rows = exclusion_rows(excluded, codes, details, urls=self.audit_urls)
+        if POS in table.column_names:
+            rows = rows.append_column(POS, excluded[POS])
+        return table.filter(mask), rows
 
     def summary(self) -> dict[str, Any]:
         dropped = {
@@ -101,8 +123,16 @@ class BuildFilter(ABC):
         }
 
 
+def _strings(values: Reasons | Details) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values if values.type == pa.string() else values.cast(pa.string())
+    return pa.array(values, pa.string())
+
+
 def exclusion_rows(
-    items: pa.Table, reason_codes: list[str], details: list[str | None], *, urls: bool = True
+    items: pa.Table, reason_codes: Reasons, details: Details, *, urls: bool = True
 ) -> pa.Table:
     """Exclusion rows for dropped item rows; ``at`` is the row's own fetch time, so the same
     inputs always give the same bytes. ``urls=False`` leaves url and page_url null."""
@@ -114,8 +144,8 @@ def exclusion_rows(
             "page_url": items["page_url"] if urls else no_url,
             "source_id": items["source_id"],
             "stage": pa.array([reasons.STAGE_BUILD] * n, pa.string()),
-            "reason": pa.array(reason_codes, pa.string()),
-            "detail": pa.array(details, pa.string()),
+            "reason": _strings(reason_codes),
+            "detail": _strings(details),
             "at": items["fetched_at"],
             "row_id": items["row_id"],
             "run_id": items["run_id"],
@@ -124,8 +154,28 @@ def exclusion_rows(
     )
 
 
+def decide_per_value(
+    column: pa.Array | pa.ChunkedArray, verdict: Callable[[Any], Verdict]
+) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Decide each distinct value of ``column`` once (``verdict``), then map every row through
+    the dictionary: (keep mask, reasons and details of the dropped rows in row order)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    encoded = pc.dictionary_encode(column, null_encoding="encode")
+    verdicts = [verdict(value) for value in encoded.dictionary.to_pylist()]
+    keep = np.array([v is True for v in verdicts], dtype=bool)
+    codes = pa.array([None if v is True else v[1] for v in verdicts], pa.string())
+    texts = pa.array([None if v is True else v[2] for v in verdicts], pa.string())
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    mask = keep[indices] if len(keep) else np.ones(len(indices), dtype=bool)
+    dropped = pa.array(indices[~mask])
+    return pa.array(mask, pa.bool_()), codes.take(dropped), texts.take(dropped)
+
+
 class ConsentFilter(BuildFilter):
-    """Re-applies the *current* consent and age verification of each row's source.
+    """Re-applies the *current* consent and age verification of each row's source: a source no
+    longer eligible (consent revoked, suspended or expired, age verification lapsed, a
+    blocklist suspension) has all its rows excluded ``revoked``.
 
     A row crawled under a consent record that has since changed (different hash) is kept when
     the current record is eligible; the build records such rows in manifest.json.
@@ -133,6 +183,7 @@ class ConsentFilter(BuildFilter):
 
     name = "consent"
     columns = ("source_id",)
+    partition_by = None
 
     def __init__(self, config: Config, today: date, suspended: frozenset[str] | set[str]):
         super().__init__()
@@ -151,6 +202,9 @@ class ConsentFilter(BuildFilter):
             )
         return self.eligibility[source_id]
 
+    def decide(self, table: pa.Table) -> tuple[pa.Array, Reasons, Details]:
+        return decide_per_value(table["source_id"], lambda s: self.filter({"source_id": s}))
+
     def filter(self, row: dict[str, Any]) -> Verdict:
         source_id = row["source_id"]
         verdict = self.current(source_id)
@@ -161,8 +215,34 @@ class ConsentFilter(BuildFilter):
                 f"source {source_id!r} is not in the current config; its consent cannot be checked",
             )
         if not verdict.eligible:
-            return False, verdict.reason or reasons.CONSENT_INACTIVE, verdict.message
+            # At build time any lapse is a revocation of what the rows were admitted under
+            # (DESIGN "Revocation"); the detail says which (revoked, suspended, expired, age
+            # verification lapsed), and manifest.json's sources keep the eligibility reason.
+            return False, reasons.REVOKED, verdict.message
         return True
+
+
+class LatestFetchFilter(BuildFilter):
+    """Keeps only each URL's latest fetch: earlier item rows of a URL fetched again are
+    ``superseded``, and every row of a URL whose latest event says gone (404/410) or opted out
+    leaves with that reason (:mod:`pipeline.build.latest`)."""
+
+    name = "latest"
+    columns = ("source_id", "url", "fetched_at", "run_id")
+    partition_by = ("source_id", "url")
+
+    def __init__(self, events: pa.Table | None = None):
+        super().__init__()
+        self.events = EVENTS_SCHEMA.empty_table() if events is None else events
+
+    def decide(self, table: pa.Table) -> tuple[pa.Array, Reasons, Details]:
+        return latest_verdicts(table, self.events)
+
+    def filter(self, row: dict[str, Any]) -> Verdict:
+        schema = pa.schema([ITEMS_SCHEMA.field(c) for c in self.columns])
+        one = pa.Table.from_pylist([{c: row.get(c) for c in self.columns}], schema=schema)
+        _, dropped, details = self.decide(one)
+        return (False, str(dropped[0]), str(details[0])) if len(dropped) else True
 
 
 class TakedownFilter(BuildFilter):
@@ -176,6 +256,7 @@ class TakedownFilter(BuildFilter):
     name = "takedown"
     columns = ("url", "page_url", "sha256", "pdq", "creator", "source_id")
     audit_urls = False
+    partition_by = None
 
     def __init__(self, takedowns: Sequence[Takedown]):
         super().__init__()
@@ -184,18 +265,48 @@ class TakedownFilter(BuildFilter):
     def decide(self, table: pa.Table) -> tuple[pa.Array, list[str], list[str | None]]:
         positions = self.matcher.positions(table)
         hit = positions >= 0
-        ids = [self.matcher.takedowns[p].id for p in positions[hit].tolist()]
+        texts = pa.array([f"takedown {t.id}" for t in self.matcher.takedowns], pa.string())
+        details = texts.take(pa.array(positions[hit]))
         return (
             pa.array(~hit, pa.bool_()),
-            [reasons.TAKEDOWN] * len(ids),
-            [f"takedown {i}" for i in ids],
+            pa.repeat(pa.scalar(reasons.TAKEDOWN, pa.string()), len(details)),
+            details,
         )
 
     def filter(self, row: dict[str, Any]) -> Verdict:
         schema = pa.schema([ITEMS_SCHEMA.field(c) for c in self.columns])
         one = pa.Table.from_pylist([{c: row.get(c) for c in self.columns}], schema=schema)
         _, _, details = self.decide(one)
-        return (False, reasons.TAKEDOWN, details[0]) if details else True
+        texts = _strings(details).to_pylist()
+        return (False, reasons.TAKEDOWN, texts[0]) if texts else True
+
+
+class OptoutFilter(BuildFilter):
+    """Excludes the rows of creators on their source's opt-out lists (``takedown``; detail names
+    the list, never the creator; no URL in the audit row), and every row of a source whose
+    declared list cannot be read (:mod:`pipeline.build.optouts`)."""
+
+    name = "optouts"
+    columns = ("source_id", "creator")
+    audit_urls = False
+    partition_by = None
+
+    def __init__(self, optouts: SourceOptouts | None = None):
+        super().__init__()
+        self.optouts = optouts or SourceOptouts()
+
+    def decide(self, table: pa.Table) -> tuple[pa.Array, Reasons, Details]:
+        return optout_verdicts(table, self.optouts)
+
+    def summary(self) -> dict[str, Any]:
+        """Adds which lists were applied (where from, sha256, how many names; no names)."""
+        return {**super().summary(), "lists": self.optouts.summary()}
+
+    def filter(self, row: dict[str, Any]) -> Verdict:
+        schema = pa.schema([ITEMS_SCHEMA.field(c) for c in self.columns])
+        one = pa.Table.from_pylist([{c: row.get(c) for c in self.columns}], schema=schema)
+        _, dropped, details = self.decide(one)
+        return (False, str(dropped[0]), str(details[0])) if len(dropped) else True
 
 
 class LicenceFilter(BuildFilter):
@@ -208,12 +319,16 @@ class LicenceFilter(BuildFilter):
 
     name = "licence"
     columns = ("licence",)
+    partition_by = None
 
     def __init__(self, allow: list[str] | tuple[str, ...], presets: tuple[str, ...] = ()):
         super().__init__()
         self.allow = list(allow)
         self.presets = tuple(presets)
         self.verdicts: dict[str | None, Verdict] = {}
+
+    def decide(self, table: pa.Table) -> tuple[pa.Array, Reasons, Details]:
+        return decide_per_value(table["licence"], lambda v: self.filter({"licence": v}))
 
     def filter(self, row: dict[str, Any]) -> Verdict:
         licence = row["licence"]
@@ -265,7 +380,8 @@ class DedupeFilter(BuildFilter):
     """
 
     name = "dedupe"
-    columns = ("sha256", "source_id", "url", "row_id", "run_id")
+    columns = ("sha256", "source_id", "url", "row_id", "run_id", "fetched_at")
+    partition_by = ("sha256",)
     _ORDER = ("sha256", "source_id", "url", "run_id", "fetched_at", "row_id")
 
     def __init__(self) -> None:
@@ -273,7 +389,33 @@ class DedupeFilter(BuildFilter):
         self._kept: dict[str, Any] | None = None
 
     def prepare(self, table: pa.Table) -> pa.Table:
-        return table.sort_by([(column, "ascending") for column in self._ORDER])
+        # Rows equal in every ordered column: the earlier candidate first, however split.
+        order = [*self._ORDER, POS] if POS in table.column_names else self._ORDER
+        return table.sort_by([(column, "ascending") for column in order])
+
+    def decide(self, table: pa.Table) -> tuple[pa.Array, Reasons, Details]:
+        """Sorted by sha256, a row is kept when its sha256 differs from the row before; a
+        dropped row names the first row of its run of equal hashes."""
+        n = table.num_rows
+        sha = table["sha256"].combine_chunks()
+        first = np.ones(n, dtype=bool)
+        if n > 1:
+            before, after = sha.slice(0, n - 1), sha.slice(1)
+            same = pc.fill_null(pc.equal(after, before), False)
+            both_null = pc.and_(pc.is_null(after), pc.is_null(before))
+            first[1:] = ~pc.or_(same, both_null).to_numpy(zero_copy_only=False)
+        starts = np.flatnonzero(first)
+        kept_of = starts[np.cumsum(first) - 1][~first]
+        kept = table.select(["row_id", "source_id", "url", "run_id"]).take(pa.array(kept_of))
+        details = pc.binary_join_element_wise(
+            "same sha256 as kept row_id ", _text(kept["row_id"]), " (", _text(kept["source_id"]),
+            " ", _text(kept["url"]), ", run ", _text(kept["run_id"]), ")", "",
+        )
+        return (
+            pa.array(first, pa.bool_()),
+            pa.repeat(pa.scalar(reasons.DUPLICATE, pa.string()), len(kept_of)),
+            details,
+        )
 
     def filter(self, row: dict[str, Any]) -> Verdict:
         kept = self._kept
@@ -288,18 +430,30 @@ class DedupeFilter(BuildFilter):
         return True
 
 
+def _text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Strings as an f-string shows them (a null as ``None``)."""
+    return pc.fill_null(column.cast(pa.string()), "None")
+
+
 def default_filters(
     config: Config,
     today: date,
     suspended: frozenset[str] | set[str],
     takedowns: Sequence[Takedown] = (),
+    events: pa.Table | None = None,
+    optouts: SourceOptouts | None = None,
+    **_: Any,
 ) -> list[BuildFilter]:
     """The build chain, in order. Dedupe runs last so that a duplicate of a row excluded for
     consent, takedown or licence reasons never displaces an admissible one; a row taken down
-    counts as ``takedown`` whatever its licence."""
+    counts as ``takedown`` whatever its licence. ``events``: the runs' ending rejections
+    (:func:`pipeline.build.latest.url_events`), so only each URL's latest fetch stays.
+    ``optouts``: the sources' contributor opt-out lists (:mod:`pipeline.build.optouts`)."""
     return [
         ConsentFilter(config, today, suspended),
+        LatestFetchFilter(events),
         TakedownFilter(takedowns),
+        OptoutFilter(optouts),
         LicenceFilter(config.settings.licences.effective, tuple(config.settings.licences.preset)),
         DedupeFilter(),
     ]

@@ -1,0 +1,214 @@
+"""pipeline.build.stream and the streaming build: any batch, partition or bucket size gives the
+same bytes, and the vectorised filters give the row-by-row verdicts."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers_config import source_doc, write_config
+from helpers_runs import FETCHED_AT, make_item, write_run
+
+from pipeline.build import stream
+from pipeline.build.builder import Tuning, build_manifest
+from pipeline.build.filters import (
+    BuildFilter,
+    ConsentFilter,
+    DedupeFilter,
+    LicenceFilter,
+    TakedownFilter,
+)
+from pipeline.registry.takedowns import Takedown
+from pipeline.runs.schema import ITEMS_SCHEMA
+
+LICENCES = ["CC-BY-4.0", "CC0-1.0", "CC-BY-NC-4.0", "Not-A-Licence", "LicenseRef-x", " ",
+            "CC-BY-4.0 OR MIT"]
+TINY = Tuning(batch_rows=3, key_rows=7, memory_rows=7, sort_rows=5)
+WIDE = Tuning(batch_rows=10_000, key_rows=10_000, memory_rows=10_000, sort_rows=10_000)
+
+
+def _takedown(kind: str, value: str, n: int = 1) -> Takedown:
+    return Takedown(f"T-{n:06d}", kind, value, 31 if kind == "pdq" else None, "asked", None,
+                    datetime(2026, 1, 1, tzinfo=UTC))
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    """Four runs of three sources (one revoked), shared content, repeated URLs, many licences."""
+    config = write_config(
+        tmp_path / "configs",
+        [source_doc("aurora"), source_doc("birch", status="revoked"), source_doc("cedar")],
+    )
+    rng = random.Random(7)
+    data = tmp_path / "data"
+    for r in range(4):
+        items = []
+        for i in range(30):
+            source = config.sources[rng.choice(["aurora", "birch", "cedar", "cedar"])]
+            url = f"https://{source.id}.example/gallery/{rng.randrange(100)}.jpg"
+            items.append(make_item(
+                source, url, content=str(rng.randrange(60)).encode(),
+                licence=rng.choice(LICENCES[:2] * 4 + LICENCES),
+                creator=rng.choice([None] * 8 + ["Ann Example", "  ann   EXAMPLE "]),
+                fetched_at=FETCHED_AT + timedelta(days=r, seconds=i),
+                pdq=rng.choice([None, "f" * 64, "0" * 64]),
+            ))
+        write_run(data, f"2026010{r + 1}T000000Z-run{r}", items)
+    return config, data
+
+
+def _files(version: Path) -> dict[str, bytes]:
+    return {p.relative_to(version).as_posix(): p.read_bytes()
+            for p in sorted(version.rglob("*.parquet"))}
+
+
+def _doc(version: Path) -> dict:
+    doc = json.loads((version / "manifest.json").read_text())
+    for key in ("created_at", "version", "previous_version", "name"):
+        doc.pop(key, None)
+    return doc
+
+
+def test_tiny_batches_partitions_and_buckets_give_the_same_bytes(world, tmp_path, monkeypatch):
+    config, data = world
+    takedowns = [_takedown("creator", "ann example"), _takedown("sha256", "0" * 64, 2)]
+    one = build_manifest(config, data, "one", part_rows=5, takedowns=takedowns,
+                         tuning=WIDE)
+    spilled: list[str] = []
+    real_add = stream.Spill._add
+
+    def spy(self, part, table):
+        if self.folder is not None:
+            spilled.append(self.name)
+        real_add(self, part, table)
+
+    monkeypatch.setattr(stream.Spill, "_add", spy)
+    many = build_manifest(config, data, "many", part_rows=5, takedowns=takedowns, tuning=TINY)
+    # Every spill was used: key partitions of the global filters, both sorters.
+    assert {"keys", "kept", "excluded", "exclusions"} <= set(spilled)
+    assert _files(one.path) == _files(many.path)
+    assert len([f for f in _files(one.path) if f.startswith("data/")]) > 2
+    assert _doc(one.path)["counts"] == _doc(many.path)["counts"]
+    assert _doc(one.path)["filters"] == _doc(many.path)["filters"]
+    assert _doc(one.path)["consent_changed"] == _doc(many.path)["consent_changed"]
+    assert not (many.path / ".spill").exists()
+
+
+def test_removed_since_previous_is_the_same_streamed(world):
+    config, data = world
+    wide = WIDE
+    build_manifest(config, data, "a", tuning=wide)
+    build_manifest(config, data, "b", tuning=TINY)
+    takedowns = [_takedown("source", "cedar")]
+    a2 = build_manifest(config, data, "a", takedowns=takedowns, tuning=wide)
+    b2 = build_manifest(config, data, "b", takedowns=takedowns, tuning=TINY)
+    removed = _doc(a2.path)["removed_since_previous"]
+    assert removed.get("takedown")  # first exclusion of the row_id, in filter order
+    assert removed == _doc(b2.path)["removed_since_previous"]
+    assert _files(a2.path) == _files(b2.path)
+
+
+def _random_table(config, rows: int, seed: int) -> pa.Table:
+    rng = random.Random(seed)
+    items = []
+    for _ in range(rows):
+        source_id = rng.choice(["aurora", "birch", "cedar", "gone"])
+        source = config.sources[source_id if source_id != "gone" else "aurora"]
+        items.append({**make_item(
+            source, f"https://{source_id}.example/g/{rng.randrange(rows // 3)}.jpg",
+            content=str(rng.randrange(rows // 4)).encode(), licence=rng.choice(LICENCES),
+            creator=rng.choice([None, "Ann Example", "Bo"]),
+            pdq=rng.choice([None, "f" * 64, "f" * 60 + "0000", "zz"]),
+            fetched_at=FETCHED_AT + timedelta(seconds=rng.randrange(5)),
+        ), "source_id": source_id, "run_id": rng.choice(["r1", "r2"])})
+    return pa.Table.from_pylist(items, ITEMS_SCHEMA)
+
+
+def _verdicts(mask, codes, details) -> tuple[list[bool], list[str], list[str | None]]:
+    def plain(values):
+        return values.to_pylist() if hasattr(values, "to_pylist") else list(values)
+    return plain(mask), plain(codes), plain(details)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_vectorised_filters_match_the_row_by_row_rule(world, seed):
+    config, _ = world
+    table = _random_table(config, 400, seed)
+    takedowns = [_takedown("creator", "ann example"), _takedown("pdq", "f" * 64, 2),
+                 _takedown("url-prefix", "https://cedar.example/g/1", 3)]
+    steps = [
+        lambda: ConsentFilter(config, date.today(), {"cedar"}),
+        lambda: TakedownFilter(takedowns),
+        lambda: LicenceFilter(["CC-BY-4.0", "CC0-1.0", "LicenseRef-x"]),
+        DedupeFilter,
+    ]
+    for make in steps:
+        fast, slow = make(), make()
+        prepared = fast.prepare(table)
+        assert prepared.equals(slow.prepare(table))
+        got = _verdicts(*fast.decide(prepared))
+        want = _verdicts(*BuildFilter.decide(slow, prepared))
+        assert got == want, fast.name
+        assert got[1], f"{fast.name} dropped nothing: the table tests too little"
+
+
+def test_sort_key_orders_like_sort_by_with_nulls_last():
+    rng = random.Random(3)
+    words = ["", "a", "ab", "b", "a\u00e9", None]
+    table = pa.table({
+        "x": [rng.choice(words) for _ in range(300)],
+        "y": [rng.choice(words) for _ in range(300)],
+        stream.POS: np.arange(300, dtype=np.int64),
+    })
+    keys = stream.sort_key(table, ["x", "y"])
+    by_key = sorted(range(300), key=lambda i: (keys[i].as_py(), i))
+    by_arrow = table.sort_by([("x", "ascending"), ("y", "ascending"),
+                              (stream.POS, "ascending")])[stream.POS].to_pylist()
+    assert by_key == by_arrow
+
+
+def test_hash_partitions_put_equal_values_together():
+    values = [f"https://x.example/{i % 97}.jpg" for i in range(5000)] + [None] * 3
+    table = pa.table({"url": values, "s": ["a", "b"] * 2501 + ["a"]})
+    parts = stream.partition_of(table, ["url", "s"], 8)
+    seen: dict[tuple, int] = {}
+    for key, part in zip(zip(values, table["s"].to_pylist(), strict=True), parts, strict=True):
+        assert seen.setdefault(key, part) == part
+    counts = np.bincount(parts, minlength=8)
+    assert counts.min() > 300  # spread, not all in one
+
+
+def test_range_sorter_and_part_writer_equal_one_write_table(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 1234
+    table = pa.table({
+        "source_id": pa.array(rng.choice(["a", "b", "c"], n)),
+        "url": pa.array([f"u{v}" for v in rng.integers(0, 300, n)]),
+        "v": pa.array(rng.integers(0, 10, n)),
+        stream.POS: pa.array(np.arange(n, dtype=np.int64)),
+    })
+    order = ["source_id", "url", "v"]
+    sample = stream.KeySample(n)
+    sample.add(stream.sort_key(table, order[:2]), np.arange(n))
+    sorter = stream.RangeSorter(tmp_path / "spill", order, order[:2], sample.bounds(n, 100), "t")
+    for start in range(0, n, 77):
+        sorter.add(table.slice(start, 77))
+    (tmp_path / "a").mkdir()
+    writer = stream.PartWriter(tmp_path / "a", table.schema.remove(3), 500,
+                               lambda i: f"p{i}.parquet", group_rows=64)
+    for piece in sorter.sorted_tables():
+        writer.write(piece)
+    assert writer.close() == 3
+    whole = table.sort_by([(c, "ascending") for c in [*order, stream.POS]]).drop_columns(
+        [stream.POS])
+    for i in range(3):
+        expected = tmp_path / f"e{i}.parquet"
+        pq.write_table(whole.slice(i * 500, 500), expected, row_group_size=64,
+                       **stream.PARQUET_OPTIONS)
+        assert (tmp_path / "a" / f"p{i}.parquet").read_bytes() == expected.read_bytes()
