@@ -489,3 +489,28 @@ def test_unit_off_without_a_validators_store(unit):
     unit["context"].validators = None
     with pytest.raises(NotConfigured):
         ConditionalRequestMiddleware(unit["crawler"], unit["context"])
+
+
+def test_clearance_screen_forgets_the_validators_of_what_it_withdraws(tmp_path):
+    import subprocess
+    import sys
+
+    listed, kept = png((120, 0, 0)), png((0, 120, 0))
+    with MockServer() as srv:
+        site = Site(srv)
+        listed_url = site.image("listed.png", body=listed, etag='"l1"')
+        kept_url = site.image("kept.png", body=kept, etag='"k1"')
+        site.page("listed.png", "kept.png")
+        config = tmp_path / "configs"
+        blocklists = [{"id": "test-sha256", "kind": "sha256",
+                       "path": write_sha256_list(config, ["00" * 32])}]
+        write_settings(config, [local_source("inc", srv.url("/site/"))], blocklists=blocklists)
+        first = crawl(tmp_path)
+    assert {listed_url, kept_url} <= set(validators(tmp_path))
+    write_sha256_list(config, ["00" * 32, hashlib.sha256(listed).hexdigest()])
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--config", str(config), "--data",
+         str(tmp_path / "data"), "screen", "--runs", first.run["run_id"], "--json"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert set(validators(tmp_path)) == {kept_url}

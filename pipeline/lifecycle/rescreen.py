@@ -265,6 +265,8 @@ def rescreen(
     # Pass 3: rewrite what changed.
     withdrawn_urls = {k[0] for k in [*found, *neighbours]}
     withdrawn_hashes = {k[1] for k in [*found, *neighbours] if k[1]}
+    # No validators of a withdrawn URL stay behind either (incremental crawls re-use rows).
+    state.forget_validators(withdrawn_urls)
     counts = Counter[str]()
     for target in targets:
         if target.label.startswith("run:"):
