@@ -46,7 +46,11 @@ REPLACED = {  # Scrapy's own, replaced by our gates
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
 }
-EXTENSIONS = {"crawler.extensions.sizeguard.SizeGuard": 0}
+EXTENSIONS = {"crawler.extensions.sizeguard.SizeGuard": 0,
+              "crawler.extensions.checkpoint.Checkpoint": 0}
+# Records the spider's requests in the resume frontier (crawler.resume); outermost, so it sees
+# what the callbacks yield after every other spider middleware.
+SPIDER_MIDDLEWARES = {"crawler.spidermiddlewares.frontier.FrontierMiddleware": 10}
 SETTINGS = {
     "ROBOTSTXT_OBEY": False,  # the robots gate obeys robots.txt
     "DUPEFILTER_CLASS": "crawler.dupefilter.LoopRecordingDupeFilter",
@@ -68,7 +72,8 @@ class ClearanceAddon:
         # Import paths, as Scrapy's own *_BASE dicts spell them: a class key would not switch
         # off the base entry of the same component.
         for name, components in (("DOWNLOADER_MIDDLEWARES", {**GATES, **FETCH, **REPLACED}),
-                                 ("ITEM_PIPELINES", STAGES), ("EXTENSIONS", EXTENSIONS)):
+                                 ("ITEM_PIPELINES", STAGES), ("EXTENSIONS", EXTENSIONS),
+                                 ("SPIDER_MIDDLEWARES", SPIDER_MIDDLEWARES)):
             for path, priority in components.items():
                 settings[name][path] = priority
         for name, value in SETTINGS.items():

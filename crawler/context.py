@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crawler.conditional import Validators
 from crawler.images import (
@@ -27,6 +27,9 @@ from pipeline.registry.config import Config, Source
 from pipeline.registry.scope import is_policy_url, url_in_prefixes
 from pipeline.runs.reasons import STAGE_SIGNALS
 from pipeline.runs.writer import RunWriter
+
+if TYPE_CHECKING:
+    from crawler.resume import Resume
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,8 @@ class CrawlContext:
     screen: CrawlScreen | None = None
     # Large images are decoded + PDQ-hashed in a worker process (crawler.images.DecodePool).
     decode_pool: DecodePool | None = None
+    # The frontiers and what was resumed (crawler.resume); None: not resumable (unit tests).
+    resume: Resume | None = None
     # Validators of images kept by earlier runs (crawler.conditional); None: no conditional
     # requests (unit tests that build a context by hand).
     validators: Validators | None = None

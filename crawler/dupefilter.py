@@ -1,4 +1,5 @@
-"""Request de-duplication that records redirect loops instead of dropping them silently."""
+"""Request de-duplication that records redirect loops instead of dropping them silently, and
+drops the requests a resumed crawl has settled already (:mod:`crawler.resume`)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ class LoopRecordingDupeFilter(RFPDupeFilter):
         return dupefilter
 
     def request_seen(self, request: Request) -> bool:
+        resume = self.context.resume if self.context is not None else None
+        if resume is not None and request.url in resume.settled:
+            return True  # its result is durable in the run this crawl resumed (crawler.resume)
         seen = super().request_seen(request)
         chain = request.meta.get("redirect_urls") or []
         if seen and self.context is not None and request.url in chain:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from scrapy import signals as scrapy_signals
 from scrapy.crawler import CrawlerProcess
 
+from crawler import resume as resuming
 from crawler.conditional import Validators
 from crawler.context import CrawlContext, Registry, attach
 from crawler.images import DecodePool
@@ -136,8 +137,14 @@ def run_crawl(
     t0 = time.monotonic()
     crawl_plan = plan or plan_crawl(config, source_ids, today or started.date(), suspended)
     screener = screener if screener is not None else Screener.load(config)
-    abandoned = sweep_abandoned_runs(Path(data_dir))  # runs killed before they committed
-    writer = RunWriter(Path(data_dir), run_id)
+    eligible_ids = [s.id for s in crawl_plan.eligible]
+    writer = RunWriter(Path(data_dir), run_id, resumable=eligible_ids)
+    # A killed crawl of these sources is adopted (its durable rows, its frontiers), after
+    # eligibility was decided again: a source revoked since is neither crawled nor kept.
+    resume = resuming.prepare(
+        Path(data_dir), writer, eligible_ids, [s.id for s, _ in crawl_plan.skipped],
+        set(source_ids) if source_ids else set(config.sources))
+    abandoned = sweep_abandoned_runs(Path(data_dir))  # killed runs with nothing durable
     context = CrawlContext(
         config=config,
         registry=Registry(crawl_plan.eligible),
@@ -145,8 +152,12 @@ def run_crawl(
         signals_off=config.settings.signals.off(),
         screen=CrawlScreen(screener, config, Path(data_dir), writer.run_id),
         decode_pool=_decode_pool(),
+        resume=resume,
         validators=Validators(config, Path(data_dir)),
     )
+    resume.seed(context)
+    assert context.screen is not None
+    context.screen.on_withheld = resume.forget
     for source, verdict in crawl_plan.skipped:
         for url in source.start_urls:
             context.reject(
@@ -166,6 +177,7 @@ def run_crawl(
                                "(the source is suspended)")
     except BaseException:
         writer.discard()
+        resume.close(delete=True)
         raise
     finally:
         if context.decode_pool is not None:
@@ -204,6 +216,9 @@ def run_crawl(
         "limits_hit": context.limits_hit,
         # Folders of earlier runs killed before committing (no run.json), removed unread.
         "abandoned_runs_removed": abandoned,
+        # Killed runs of these sources whose durable rows this run took over (crawler.resume).
+        "resumed_from": writer.resumed_from,
+        "resume": resume.summary(),
         # Sources suspended by a blocklist hit during this crawl (their queued requests were
         # dropped); hits themselves appear only as counts.withheld.
         "suspended": sorted(context.screen.suspended),
@@ -220,6 +235,7 @@ def run_crawl(
         "stats": finish.get("stats", {}),
     }
     doc = writer.commit(meta)
+    resume.close(delete=True)  # committed: the next crawl of these sources starts afresh
     _record_validators(context, writer.dir, doc["run_id"])
     return doc
 

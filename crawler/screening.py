@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +81,8 @@ class CrawlScreen:
     run_id: str
     suspended: set[str] = field(default_factory=set)
     withheld_urls: set[str] = field(default_factory=set)  # in memory only, never written
+    # Told of every URL withheld, at once: the frontier deletes it (crawler.resume).
+    on_withheld: Callable[[list[str]], None] | None = None
     image_urls: set[str] = field(default_factory=set)  # redacted from every log line
     hit_pdqs: list[tuple[str, int, str, Hit]] = field(default_factory=list)
     admitted: dict[str, str] = field(default_factory=dict)  # url -> pdq of admitted items
@@ -108,8 +111,7 @@ class CrawlScreen:
         hit = self.screener.match_url(url)
         if hit is None:
             return False
-        self.withheld_urls.add(url)
-        self.withheld_urls.update(redirect_chain or ())
+        self._withhold([url, *(redirect_chain or ())])
         self._record(Incident(
             incident_type=URL_LIST_MATCH, source_id=source_id, detected_by="crawl",
             page_url=page_url, url=url, redirect_chain=list(redirect_chain or ()),
@@ -126,7 +128,7 @@ class CrawlScreen:
         if hit is None:
             hit = self.screener.match_url(image.url)
         if hit is not None:
-            self.withheld_urls.add(image.url)
+            self._withhold([image.url], image.redirect_chain)
             incident = self._record(self._image_incident(image, BLOCKLIST_MATCH, hit, None), hit)
             if reliable(image.pdq, image.pdq_quality):
                 assert image.pdq is not None
@@ -136,12 +138,19 @@ class CrawlScreen:
             # a late neighbour of an earlier hit
             for centre, threshold, incident, centre_hit in self.hit_pdqs:
                 if pdq_within(centre, [image.pdq], threshold):
-                    self.withheld_urls.add(image.url)
+                    self._withhold([image.url], image.redirect_chain)
                     self._record(self._image_incident(
                         image, NEIGHBOUR, centre_hit, incident, centre=centre,
                         threshold=threshold), centre_hit)
                     return True
         return False
+
+    def _withhold(self, urls: list[str], hops: tuple[str, ...] = ()) -> None:
+        """``urls`` are withheld; they and the redirect ``hops`` that led to them leave the
+        frontier."""
+        self.withheld_urls.update(urls)
+        if self.on_withheld is not None:
+            self.on_withheld([*urls, *hops])
 
     def admit(self, url: str, pdq: str | None, quality: int | None = None) -> None:
         if pdq and reliable(pdq, quality):
@@ -168,7 +177,7 @@ class CrawlScreen:
         for row in rows:
             centre, threshold, incident, hit = centres[row["url"]]
             self.admitted.pop(row["url"], None)
-            self.withheld_urls.add(row["url"])
+            self._withhold([row["url"]])
             image = Fetched(
                 url=row["url"], source_id=row["source_id"], page_url=row.get("page_url"),
                 sha256=row["sha256"], md5=row["md5"], sha1=row.get("sha1") or "",

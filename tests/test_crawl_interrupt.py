@@ -43,8 +43,12 @@ def test_killed_crawl_leaves_no_visible_run(slow_site: MockServer, tmp_path: Pat
     names = {p.name for p in runs[0].iterdir()}
     assert "items.parquet" not in names and "run.json" not in names, names
     assert completed_runs(tmp_path / "data") == []
-    # The next crawl removes the dead run's folder (its partial rows were never published);
-    # renamed as if it had started a day ago, since a young folder may be a writer starting.
+    # Killed before its first checkpoint, a run has nothing durable (its segments removed
+    # here to make that so): the next crawl removes its folder (its rows were never
+    # published); renamed as if it had started long ago, since a young folder may be a writer
+    # starting. (A dead run with durable rows is resumed instead: tests/test_resume.py.)
+    for segment in runs[0].glob(".*.segment"):
+        segment.unlink()
     dead = runs[0].rename(runs[0].with_name("20260101T000000Z-killed"))
     proc = _start(tmp_path, slow_site)
     out, err = proc.communicate(timeout=120)

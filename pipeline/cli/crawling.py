@@ -75,6 +75,8 @@ def crawl(env: Env, source_ids: tuple[str, ...], as_json: bool, concurrency: int
     """Crawl the given sources (default: all eligible) into a new run.
 
     Ineligible sources are skipped with a one-line reason each; nothing is requested from them.
+    A crawl of the same sources that was killed before it committed is resumed: its durable
+    rows join this run (run.json `resumed_from`) and what it had fetched is not asked for again.
 
     \b
     Example:
@@ -97,6 +99,11 @@ def crawl(env: Env, source_ids: tuple[str, ...], as_json: bool, concurrency: int
     click.echo(f"run {doc['run_id']}: {counts['items']} items, {counts['rejections']} rejections"
                + (f", {counts['withheld']} withheld by blocklists" if counts.get("withheld")
                   else ""))
+    if doc.get("resumed_from"):
+        taken = doc.get("resume", {})
+        click.echo(f"  resumed killed run {', '.join(doc['resumed_from'])}: "
+                   f"{taken.get('items', 0)} items and {taken.get('rejections', 0)} rejections "
+                   f"kept, {taken.get('not_requested_again', 0)} requests not repeated")
     for source_id in doc.get("suspended", []):
         click.echo(f"  suspended: {source_id} (blocklist hit; see clearance incidents list)")
     for reason, n in counts["by_reason"].items():

@@ -9,6 +9,15 @@ drops the lock when the process dies, however it dies. :func:`sweep_abandoned_ru
 before every crawl) removes the folders of runs whose writer is gone without a ``run.json``:
 their rows were never published and are not kept.
 
+A crawl writes its rows *durably* instead (``RunWriter(..., resumable=[source ids])``): every
+batch, and every checkpoint the crawl asks for (about once a second), becomes a numbered
+Parquet segment (``.items.000001.segment``), complete and fsynced before its name appears, so a
+SIGKILL loses at most the rows since the last checkpoint. Such a run is marked resumable
+(``.resume.json``: its sources); when its writer dies, the next crawl of those sources adopts
+its segments (:func:`resumable_runs`, :meth:`RunWriter.adopt`) instead of the sweep removing
+them, and commits them as part of its own run (``resumed_from`` in run.json). Readers still see
+only committed runs: segments are hidden and are merged into ``items.parquet`` at commit.
+
 No row carries a URL's credentials: every string of a row passes through
 :func:`redact_credentials` on its way in (user info of a URL becomes ``***``), so a password in a
 link or a redirect hop never reaches the disk, whoever recorded it.
@@ -39,9 +48,13 @@ ITEMS_FILE = "items.parquet"
 REJECTIONS_FILE = "rejections.parquet"
 RUN_JSON = "run.json"
 LOCK_FILE = ".lock"
+RESUME_FILE = ".resume.json"  # a resumable (durably written) run: its sources
+SEGMENT_SUFFIX = ".segment"
 _BATCH_ROWS = 2000
 # A run folder younger than this is never swept, lock or not (its writer may be starting).
 _SWEEP_MIN_AGE_S = 120
+# A killed resumable run no crawl of its sources adopted is swept after this long.
+RESUME_MAX_AGE_S = 7 * 24 * 3600
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -121,20 +134,164 @@ class _StreamingParquet:
             self.partial.unlink(missing_ok=True)
 
 
-class RunWriter:
-    """Streams one run's rows to disk; :meth:`commit` makes the run visible."""
+def _scrub(path: Path) -> None:
+    """Overwrite a file with zeros (and fsync) before it is replaced or unlinked: rows taken
+    back (a blocklist hit's neighbours, a revoked source's) leave no bytes in a file."""
+    try:
+        size = path.stat().st_size
+        with open(path, "r+b") as fh:
+            fh.write(bytes(size))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except FileNotFoundError:
+        pass
 
-    def __init__(self, data_dir: Path, run_id: str | None = None):
+
+def _write_durable(table: pa.Table, path: Path) -> None:
+    """Write a complete Parquet file under ``path`` atomically: tmp, fsync, rename, dir fsync."""
+    tmp = path.with_name(f"{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def segment_paths(run_dir: Path, name: str) -> list[Path]:
+    """The segments of ``items`` or ``rejections`` in a run folder, in write order."""
+    return sorted(run_dir.glob(f".{name}.*{SEGMENT_SUFFIX}"))
+
+
+class _SegmentedParquet:
+    """Rows as numbered, complete, fsynced Parquet segments; the same interface as
+    :class:`_StreamingParquet`. :meth:`flush` is the checkpoint: rows in memory become a
+    segment, and :attr:`durable` collects ``(source_id, url)`` of rows made durable."""
+
+    def __init__(self, final: Path, schema: pa.Schema):
+        self.final = final
+        self.name = final.name.split(".")[0]  # items | rejections
+        self.partial = final.with_name(f".{final.name}.partial")
+        self.schema = schema
+        self.rows: list[dict[str, Any]] = []
+        self.count = 0
+        self.segments: list[Path] = []
+        self.durable: list[tuple[str | None, str]] = []
+
+    def _next_path(self) -> Path:
+        seq = int(self.segments[-1].name.split(".")[2]) + 1 if self.segments else 1
+        return self.final.with_name(f".{self.name}.{seq:06d}{SEGMENT_SUFFIX}")
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        self.count += 1
+        if len(self.rows) >= _BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        table = pa.Table.from_pylist(self.rows, schema=self.schema)
+        path = self._next_path()
+        _write_durable(table, path)
+        self.segments.append(path)
+        self.durable.extend((r.get("source_id"), r["url"]) for r in self.rows)
+        self.rows = []
+
+    def adopt(self, segment: Path) -> pa.Table:
+        """Move another run's segment in (a rename: it is in one run or the other, never in
+        both); return its rows."""
+        table = pq.read_table(segment, schema=self.schema)
+        path = self._next_path()
+        os.replace(segment, path)
+        fsync_dir(path.parent)
+        self.segments.append(path)
+        self.count += table.num_rows
+        return table
+
+    def remove_where(self, column: str, values: set[str]) -> list[dict[str, Any]]:
+        """Take rows whose `column` is in `values` out of memory and of every segment (a
+        segment holding one is rewritten, the old bytes zeroed); return them."""
+        if not values:
+            return []
+        removed = [r for r in self.rows if r.get(column) in values]
+        self.rows = [r for r in self.rows if r.get(column) not in values]
+        value_set = pa.array(sorted(values))
+        for path in list(self.segments):
+            table = pq.read_table(path, schema=self.schema)
+            mask = pa.compute.is_in(table[column], value_set=value_set)
+            if not pa.compute.any(mask).as_py():
+                continue
+            removed.extend(table.filter(mask).to_pylist())
+            kept = table.filter(pa.compute.invert(mask))
+            _scrub(path)
+            if kept.num_rows:
+                _write_durable(kept, path)
+            else:
+                path.unlink()
+                fsync_dir(path.parent)
+                self.segments.remove(path)
+        self.count -= len(removed)
+        if removed:
+            self.durable = [d for d in self.durable if d[1] not in values]
+        return removed
+
+    def commit(self, run_id: str | None = None) -> None:
+        """Merge the segments into the final file (``run_id`` rewritten: adopted rows belong
+        to the run that commits them); the segments stay until :meth:`drop_segments`."""
+        self.flush()
+        writer = pq.ParquetWriter(self.partial, self.schema, compression="zstd")
+        try:
+            for path in self.segments:
+                table = pq.read_table(path, schema=self.schema)
+                if run_id is not None and "run_id" in self.schema.names:
+                    index = self.schema.get_field_index("run_id")
+                    table = table.set_column(index, self.schema.field(index),
+                                             pa.array([run_id] * table.num_rows, pa.string()))
+                writer.write_table(table)
+        finally:
+            writer.close()
+        with open(self.partial, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self.partial, self.final)
+
+    def drop_segments(self) -> None:
+        for path in self.segments:
+            path.unlink(missing_ok=True)
+        self.segments = []
+
+    def discard(self) -> None:
+        self.rows = []
+        self.drop_segments()
+        self.partial.unlink(missing_ok=True)
+
+
+class RunWriter:
+    """Streams one run's rows to disk; :meth:`commit` makes the run visible.
+
+    ``resumable`` (the crawl's source ids) writes durable segments instead of one streamed
+    file and marks the run resumable (see the module docstring)."""
+
+    def __init__(self, data_dir: Path, run_id: str | None = None, *,
+                 resumable: list[str] | None = None):
         self.run_id = run_id or new_run_id()
         self.dir = Path(data_dir) / RUNS_DIR / self.run_id
         self.dir.mkdir(parents=True, exist_ok=False)
         self._lock: int | None = _lock(self.dir / LOCK_FILE, wait=True)
-        self.items = _StreamingParquet(self.dir / ITEMS_FILE, ITEMS_SCHEMA)
-        self.rejections = _StreamingParquet(self.dir / REJECTIONS_FILE, REJECTIONS_SCHEMA)
+        self.items: _StreamingParquet | _SegmentedParquet
+        self.rejections: _StreamingParquet | _SegmentedParquet
+        if resumable is None:
+            self.items = _StreamingParquet(self.dir / ITEMS_FILE, ITEMS_SCHEMA)
+            self.rejections = _StreamingParquet(self.dir / REJECTIONS_FILE, REJECTIONS_SCHEMA)
+        else:
+            self.items = _SegmentedParquet(self.dir / ITEMS_FILE, ITEMS_SCHEMA)
+            self.rejections = _SegmentedParquet(self.dir / REJECTIONS_FILE, REJECTIONS_SCHEMA)
+            write_json_atomic(self.dir / RESUME_FILE, {"sources": sorted(resumable)})
+            fsync_dir(self.dir)
         self.by_reason: Counter[str] = Counter()
         self.items_by_source: Counter[str] = Counter()
         self.rejections_by_source: dict[str, Counter[str]] = {}
         self.withheld = 0
+        self.resumed_from: list[str] = []
 
     def add_item(self, row: dict[str, Any]) -> None:
         self.items.add(redact_credentials(row))
@@ -152,6 +309,57 @@ class RunWriter:
             self.items_by_source[row["source_id"]] -= 1
         return removed
 
+    def checkpoint(self) -> list[tuple[str | None, str]]:
+        """Make every row so far durable (a segment each, fsynced); return ``(source_id,
+        url)`` of the rows made durable since the last call. A no-op for a streamed run."""
+        out: list[tuple[str | None, str]] = []
+        for part in (self.items, self.rejections):
+            if isinstance(part, _SegmentedParquet):
+                part.flush()
+                out.extend(part.durable)
+                part.durable = []
+        return out
+
+    def adopt(self, run: ResumableRun, keep_sources: set[str]) -> tuple[pa.Table, pa.Table]:
+        """Take a killed run's durable rows into this run, only those of ``keep_sources``
+        (rows of a source no longer eligible are dropped, their bytes zeroed); then remove
+        the killed run's folder. Returns the adopted items and rejections."""
+        assert isinstance(self.items, _SegmentedParquet)
+        assert isinstance(self.rejections, _SegmentedParquet)
+        tables = []
+        for part in (self.items, self.rejections):
+            adopted = []
+            for segment in segment_paths(run.path, part.name):
+                table = pq.read_table(segment, schema=part.schema)
+                keep = pa.compute.is_in(table["source_id"],
+                                        value_set=pa.array(sorted(keep_sources), pa.string()))
+                keep = pa.compute.fill_null(keep, False)
+                if not pa.compute.all(keep).as_py():
+                    # in place first, so a crash between the steps never duplicates a row
+                    kept = table.filter(keep)
+                    _scrub(segment)
+                    if not kept.num_rows:
+                        segment.unlink()
+                        continue
+                    _write_durable(kept, segment)
+                adopted.append(part.adopt(segment))
+            tables.append(pa.concat_tables(adopted) if adopted
+                          else part.schema.empty_table())
+        items, rejections = tables
+        for sid in items["source_id"].to_pylist():
+            self.items_by_source[sid] += 1
+        for sid, reason in zip(rejections["source_id"].to_pylist(),
+                               rejections["reason"].to_pylist(), strict=True):
+            self.by_reason[reason] += 1
+            self.rejections_by_source.setdefault(sid or "", Counter())[reason] += 1
+        self.resumed_from.extend([*run.resumed_from, run.run_id])
+        write_json_atomic(self.dir / RESUME_FILE, {
+            "sources": json.loads((self.dir / RESUME_FILE).read_text())["sources"],
+            "resumed_from": self.resumed_from})
+        fsync_dir(self.dir)
+        run.remove()
+        return items, rejections
+
     def counts(self) -> dict[str, Any]:
         return {
             "items": self.items.count,
@@ -162,10 +370,19 @@ class RunWriter:
 
     def commit(self, meta: dict[str, Any]) -> dict[str, Any]:
         """Close both files, move them into place, then write run.json (the completion mark)."""
-        self.items.commit()
+        if isinstance(self.items, _SegmentedParquet):
+            self.items.commit(self.run_id)
+        else:
+            self.items.commit()
         self.rejections.commit()
         doc = {"run_id": self.run_id, **meta, "counts": self.counts()}
+        if self.resumed_from:
+            doc["resumed_from"] = self.resumed_from
         write_json_atomic(self.dir / RUN_JSON, doc)
+        for part in (self.items, self.rejections):
+            if isinstance(part, _SegmentedParquet):
+                part.drop_segments()
+        (self.dir / RESUME_FILE).unlink(missing_ok=True)
         self._unlock()
         fsync_dir(self.dir)
         return doc
@@ -174,6 +391,7 @@ class RunWriter:
         try:
             self.items.discard()
             self.rejections.discard()
+            (self.dir / RESUME_FILE).unlink(missing_ok=True)
         finally:
             self._unlock()
 
@@ -195,23 +413,91 @@ def _lock(path: Path, *, wait: bool) -> int | None:
     return fd
 
 
+@dataclass
+class ResumableRun:
+    """A resumable run whose writer died (no ``run.json``), held under its lock by whoever
+    found it (:func:`resumable_runs`) until :meth:`remove` or :meth:`release`."""
+
+    run_id: str
+    path: Path
+    sources: list[str]
+    resumed_from: list[str]
+    fd: int | None
+
+    def durable(self) -> bool:
+        return bool(segment_paths(self.path, "items") or segment_paths(self.path, "rejections"))
+
+    def remove(self) -> None:
+        for path in [*segment_paths(self.path, "items"),
+                     *segment_paths(self.path, "rejections")]:
+            _scrub(path)  # rows not adopted (a source no longer eligible) leave no bytes
+        shutil.rmtree(self.path)
+        fsync_dir(self.path.parent)
+        self.release()
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def resumable_runs(data_dir: Path, requested: set[str]) -> list[ResumableRun]:
+    """Killed resumable runs with durable rows whose sources are all in ``requested``, each
+    locked for the caller (a run whose writer lives is not one); sorted by id."""
+    root = Path(data_dir) / RUNS_DIR
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in sorted(root.iterdir()):
+        if (entry.name.startswith(".") or not entry.is_dir() or (entry / RUN_JSON).exists()
+                or not (entry / RESUME_FILE).is_file()):
+            continue
+        try:
+            mark = json.loads((entry / RESUME_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        sources = [str(s) for s in mark.get("sources", [])]
+        if not sources or not set(sources) <= requested:
+            continue
+        fd = _lock(entry / LOCK_FILE, wait=False)
+        if fd is None:
+            continue  # its writer is alive
+        run = ResumableRun(entry.name, entry, sources,
+                           [str(r) for r in mark.get("resumed_from", [])], fd)
+        if (entry / RUN_JSON).exists() or not run.durable():
+            run.release()  # nothing durable: the sweep removes it as before
+            continue
+        found.append(run)
+    return found
+
+
 def sweep_abandoned_runs(data_dir: Path, now: datetime | None = None) -> list[str]:
     """Remove run folders left by a writer that died (no ``run.json``, lock not held);
-    return their ids. Live runs (locked, or younger than two minutes) are left alone."""
+    return their ids. Live runs (locked, or younger than two minutes) are left alone, and so
+    are resumable runs with durable rows (for a crawl of their sources to adopt) for
+    :data:`RESUME_MAX_AGE_S`; stray segments of a committed run are removed."""
     root = Path(data_dir) / RUNS_DIR
     if not root.is_dir():
         return []
     now = now or datetime.now(UTC)
     removed = []
     for entry in sorted(root.iterdir()):
-        if entry.name.startswith(".") or not entry.is_dir() or (entry / RUN_JSON).exists():
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        if (entry / RUN_JSON).exists():
+            for stray in [*segment_paths(entry, "items"), *segment_paths(entry, "rejections")]:
+                stray.unlink(missing_ok=True)  # a commit killed after its run.json
             continue
         try:
             started = datetime.strptime(entry.name[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         except ValueError:
             continue  # not a run folder this writer made
-        if (now - started).total_seconds() < _SWEEP_MIN_AGE_S:
+        age = (now - started).total_seconds()
+        if age < _SWEEP_MIN_AGE_S:
             continue
+        if age < RESUME_MAX_AGE_S and (entry / RESUME_FILE).is_file() and (
+                segment_paths(entry, "items") or segment_paths(entry, "rejections")):
+            continue  # durable rows a later crawl of its sources resumes
         fd = _lock(entry / LOCK_FILE, wait=False)
         if fd is None:
             continue  # a writer is alive

@@ -1,0 +1,1 @@
+"""Spider middlewares: what the crawl records about the requests its callbacks make."""
