@@ -27,6 +27,7 @@ from pipeline.safety.matching import pdq_within_words, pdq_words
 from pipeline.safety.urls import normalise_url
 
 NONE = -1
+UNSURE = "*"  # a row host only normalise_url can judge (row_hosts)
 # Up to this many takedown hosts, the host test is a case-insensitive substring search per host
 # (~8x faster than extracting every row's host with a regex); past it, the regex.
 SUBSTRING_HOSTS = 8
@@ -64,7 +65,7 @@ class TakedownMatcher:
         self.by_kind = by_kind
         self.urls = {normalise_url(t.value) for t in self._of("url")}
         self.prefixes = [normalise_url(t.value) for t in self._of("url-prefix")]
-        self.hosts = sorted({_host(u) for u in [*self.urls, *self.prefixes]})
+        self.hosts = sorted({host_of(u) for u in [*self.urls, *self.prefixes]})
 
     @property
     def columns(self) -> list[str]:
@@ -128,21 +129,30 @@ class TakedownMatcher:
                 for marker in (f"//{host}", f"@{host}"):
                     found = pc.match_substring(column, marker, ignore_case=True)
                     named = pc.or_kleene(named, found)
+            unsure = pc.or_kleene(unsure, pc.invert(pc.match_substring(column, "://")))
         else:
-            host = pc.struct_field(pc.extract_regex(column, _HOST_RE), [0])
-            host = pc.utf8_rtrim(pc.utf8_lower(host), characters=".")
-            named = pc.is_in(host, value_set=pa.array(self.hosts, pa.string()))
-            unsure = pc.or_kleene(unsure, pc.is_null(host))
-        # A URL with no "scheme://" host form is normalised too (normalise_url decides).
-        no_host = pc.invert(pc.match_substring(column, "://"))
-        unsure = pc.or_kleene(unsure, no_host)
+            hosts = row_hosts(column)
+            named = pc.is_in(hosts, value_set=pa.array([*self.hosts, UNSURE], pa.string()))
         candidate = pc.and_kleene(pc.is_valid(column), pc.or_kleene(named, unsure))
         rows = np.flatnonzero(pc.fill_null(candidate, False).to_numpy(zero_copy_only=False))
         urls = column.take(pa.array(rows, pa.int64())).to_pylist()
         return pa.array([normalise_url(u) for u in urls], pa.string()), rows
 
 
-def _host(url: str) -> str:
+def row_hosts(column: pa.Array) -> pa.Array:
+    """Per URL, the host as a URL takedown's host is compared with it (lower-cased, trailing
+    dots trimmed), or :data:`UNSURE` where only :func:`normalise_url` can tell (a non-ASCII
+    URL, no ``scheme://host`` form): a URL takedown for host H can name a row only if its host
+    is H or UNSURE. The impact index stores these (:mod:`pipeline.build.impactindex`)."""
+    host = pc.struct_field(pc.extract_regex(column, _HOST_RE), [0])
+    host = pc.utf8_rtrim(pc.utf8_lower(host), characters=".")
+    unsure = pc.or_kleene(pc.invert(pc.string_is_ascii(column)), pc.is_null(host))
+    # A URL with no "scheme://" host form is normalised too (normalise_url decides).
+    unsure = pc.or_kleene(unsure, pc.invert(pc.match_substring(column, "://")))
+    return pc.if_else(pc.fill_null(unsure, True), pa.scalar(UNSURE, pa.string()), host)
+
+
+def host_of(url: str) -> str:
     match = _HOST.match(url)
     return match["host"].lower().rstrip(".") if match else ""
 

@@ -37,6 +37,7 @@ def build(env: Env, name: str, run_ids: tuple[str, ...], as_json: bool) -> None:
         fail(str(exc), EXIT_BAD_INPUT)
     except Exception as exc:  # noqa: BLE001 - the edge
         fail(f"build failed: {type(exc).__name__}: {exc}", EXIT_FAILED)
+    _index_for_impact(result.path)
     if as_json:
         emit_json({"name": result.name, "version": result.version, "path": str(result.path),
                    "counts": result.counts})
@@ -45,6 +46,19 @@ def build(env: Env, name: str, run_ids: tuple[str, ...], as_json: bool) -> None:
     click.echo(f"{result.path}")
     click.echo(f"  v{result.version}: {c['kept']} rows kept, {c['excluded']} excluded "
                f"of {c['candidates']} candidates")
+
+
+def _index_for_impact(version_dir: Path) -> None:
+    """The committed version's impact index (pipeline.build.impactindex), made now so that the
+    first `clearance impact` after a build is fast; the version stands without it (impact
+    makes a missing one), so a failure is a warning."""
+    from pipeline.build.impactindex import ensure_index
+
+    try:
+        ensure_index(version_dir)
+    except Exception as exc:  # noqa: BLE001 - the version is committed; impact retries
+        click.echo(f"warning: impact index of {version_dir} not made ({type(exc).__name__}: "
+                   f"{exc}); `clearance impact` will make it", err=True)
 
 
 @cli.command()
