@@ -28,6 +28,7 @@ from mockserver import MockServer
 
 from crawler.frontier import IMAGE, PAGE, Frontier, frontier_path
 from pipeline.registry.config import Source
+from pipeline.runs import writer as writer_module
 from pipeline.runs.writer import (
     ITEMS_FILE,
     RESUME_FILE,
@@ -78,6 +79,7 @@ sys.path.insert(0, sys.argv[2])
 from helpers_config import source_doc
 from helpers_runs import make_item, make_rejection
 from pipeline.registry.config import Source
+from pipeline.runs import writer as writer_module
 from pipeline.runs.writer import RunWriter
 
 a = Source.model_validate(source_doc("aurora-art"))
@@ -153,6 +155,35 @@ def test_remove_items_rewrites_durable_segments_without_the_bytes(tmp_path: Path
     writer.discard()
 
 
+def test_segments_are_merged_and_a_merge_cut_short_counts_no_row_twice(
+        tmp_path: Path, source: Source, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer_module, "_COMPACT_SEGMENTS", 4)
+    dead = RunWriter(tmp_path, KILLED, resumable=["aurora-art"])
+    for i in range(3):
+        dead.add_item(make_item(source, url(i)))
+        dead.checkpoint()
+    copies = {p: p.read_bytes() for p in segment_paths(dead.dir, "items")}
+    dead.add_item(make_item(source, url(3)))
+    dead.checkpoint()  # the fourth segment: the four become one
+    assert [p.name for p in segment_paths(dead.dir, "items")] == [".items.000004.segment"]
+    for path, data in copies.items():  # as if killed before the merged-away were unlinked
+        path.write_bytes(data)
+    for i in range(4, 10):
+        dead.add_item(make_item(source, url(i)))
+        dead.checkpoint()
+    assert len(segment_paths(dead.dir, "items")) == 3 + 1 + 1 + 2  # stale copies, 2 merged, 2
+    os.close(dead._lock or -1)  # the writer dies
+    dead._lock = None
+    (run,) = resumable_runs(tmp_path, {"aurora-art"})
+    writer = RunWriter(tmp_path, new_run_id(), resumable=["aurora-art"])
+    items, _ = writer.adopt(run, {"aurora-art"})
+    assert sorted(items["url"].to_pylist()) == sorted(url(i) for i in range(10))
+    doc = writer.commit({"sources": {}})
+    assert doc["counts"]["items"] == 10
+    assert pq.read_table(writer.dir / ITEMS_FILE)["url"].to_pylist() == [url(i)
+                                                                        for i in range(10)]
+
+
 def test_frontier_forgets_a_withheld_url_with_its_bytes(tmp_path: Path) -> None:
     withheld = "http://127.0.0.1:1/gallery/withheld-image.jpg"
     frontier = Frontier.open(tmp_path, "site", "r1", keep=False,
@@ -180,6 +211,21 @@ def test_frontier_forgets_a_withheld_url_with_its_bytes(tmp_path: Path) -> None:
     assert Frontier.open(tmp_path, "site", "r2", keep=True) is None  # one crawl at a time
     frontier.close(delete=True)
     assert not path.exists()
+
+
+def test_the_addon_switches_the_frontier_and_the_checkpoints_on() -> None:
+    from scrapy import Spider
+    from scrapy.utils.test import get_crawler
+
+    from crawler.addon import ClearanceAddon
+
+    crawler = get_crawler(Spider, {"ADDONS": {ClearanceAddon: 0}})
+    crawler._apply_settings()  # no CrawlContext: the checkpoint extension stays off
+    settings = crawler.settings
+    assert "crawler.spidermiddlewares.frontier.FrontierMiddleware" in settings.getwithbase(
+        "SPIDER_MIDDLEWARES")
+    assert "crawler.extensions.checkpoint.Checkpoint" in settings.getwithbase("EXTENSIONS")
+    assert settings.get("JOBDIR") is None  # the frontier is ours, not Scrapy's pickles
 
 
 # --------------------------------------------------------------------------- end to end
@@ -275,6 +321,10 @@ def test_killed_crawl_resumes_without_loss_duplicates_or_refetches(slow_site: Mo
     (run,) = completed_runs(data)
     assert run.meta["resumed_from"] == [killed.name]
     assert run.meta["resume"]["sources"] == ["site"]
+    assert run.meta["resume"]["items"] == len(durable)  # the killed run's site rows, no more
+    page_paths = [r.path for r in slow_site.requests if r.path.startswith("/site/p")]
+    print(f"durable at kill: {len(durable)} of {len(site_images)} images; resume: "
+          f"{run.meta['resume']}; page requests in all: {len(page_paths)} for 40 pages")
     assert not killed.exists()
 
     after = [r.path for r in slow_site.requests[killed_log:]]

@@ -31,7 +31,10 @@ class Checkpoint:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Checkpoint:
-        context = context_of(crawler)
+        try:
+            context = context_of(crawler)
+        except RuntimeError:  # no crawl (a crawler built only to read its settings)
+            raise NotConfigured("no CrawlContext attached") from None
         if context.resume is None:
             raise NotConfigured("not a resumable crawl")
         return cls(crawler, context, crawler.settings.getfloat(SETTING, 1.0))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -43,6 +44,8 @@ import pyarrow.parquet as pq
 from pipeline.runs.credentials import redact_credentials, redact_userinfo
 from pipeline.runs.schema import ITEMS_SCHEMA, REJECTIONS_SCHEMA
 
+logger = logging.getLogger(__name__)
+
 RUNS_DIR = "runs"
 ITEMS_FILE = "items.parquet"
 REJECTIONS_FILE = "rejections.parquet"
@@ -55,6 +58,11 @@ _BATCH_ROWS = 2000
 _SWEEP_MIN_AGE_S = 120
 # A killed resumable run no crawl of its sources adopted is swept after this long.
 RESUME_MAX_AGE_S = 7 * 24 * 3600
+# This many checkpoint segments are merged into one (a crawl of hours stays at a few hundred
+# files); the merged file names the run and the range it covers, so a merge killed before the
+# merged-away files were unlinked never counts a row twice.
+_COMPACT_SEGMENTS = 64
+_COVERS = b"clearance.covers"
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -147,6 +155,31 @@ def _scrub(path: Path) -> None:
         pass
 
 
+def _rewrite_scrubbed(path: Path, kept: pa.Table) -> None:
+    """Replace a segment by ``kept`` (or remove it when empty) atomically, then zero the old
+    file's bytes through a descriptor held across the rename: at every instant the name holds
+    a complete segment (or none), and the taken-back rows end in no file."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size
+        if kept.num_rows:
+            _write_durable(kept, path)
+        else:
+            path.unlink()
+            fsync_dir(path.parent)
+        os.pwrite(fd, bytes(size), 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_segment(path: Path, schema: pa.Schema) -> pa.Table | None:
+    try:
+        return pq.read_table(path, schema=schema)
+    except (pa.ArrowInvalid, OSError):
+        return None  # cannot happen short of disk damage: segments are complete when named
+
+
 def _write_durable(table: pa.Table, path: Path) -> None:
     """Write a complete Parquet file under ``path`` atomically: tmp, fsync, rename, dir fsync."""
     tmp = path.with_name(f"{path.name}.tmp")
@@ -162,6 +195,30 @@ def segment_paths(run_dir: Path, name: str) -> list[Path]:
     return sorted(run_dir.glob(f".{name}.*{SEGMENT_SUFFIX}"))
 
 
+def _seq(path: Path) -> int:
+    return int(path.name.split(".")[2])
+
+
+def live_segments(run_dir: Path, name: str) -> list[Path]:
+    """:func:`segment_paths` without those a merged segment of the same run covers (left by
+    a merge killed half-way); those are removed."""
+    paths = segment_paths(run_dir, name)
+    covered: set[int] = set()
+    for path in paths:
+        try:
+            meta = pq.read_schema(path).metadata or {}
+        except (pa.ArrowInvalid, OSError):
+            continue
+        run_id, _, span = meta.get(_COVERS, b"").decode().rpartition(":")
+        if run_id == run_dir.name and span:
+            first, last = (int(x) for x in span.split("-"))
+            covered.update(n for n in range(first, last + 1) if n != _seq(path))
+    for path in paths:
+        if _seq(path) in covered:
+            path.unlink()
+    return [p for p in paths if _seq(p) not in covered]
+
+
 class _SegmentedParquet:
     """Rows as numbered, complete, fsynced Parquet segments; the same interface as
     :class:`_StreamingParquet`. :meth:`flush` is the checkpoint: rows in memory become a
@@ -175,10 +232,11 @@ class _SegmentedParquet:
         self.rows: list[dict[str, Any]] = []
         self.count = 0
         self.segments: list[Path] = []
+        self.unmerged: list[Path] = []  # segments written since the last merge
         self.durable: list[tuple[str | None, str]] = []
 
     def _next_path(self) -> Path:
-        seq = int(self.segments[-1].name.split(".")[2]) + 1 if self.segments else 1
+        seq = _seq(self.segments[-1]) + 1 if self.segments else 1
         return self.final.with_name(f".{self.name}.{seq:06d}{SEGMENT_SUFFIX}")
 
     def add(self, row: dict[str, Any]) -> None:
@@ -194,8 +252,31 @@ class _SegmentedParquet:
         path = self._next_path()
         _write_durable(table, path)
         self.segments.append(path)
+        self.unmerged.append(path)
         self.durable.extend((r.get("source_id"), r["url"]) for r in self.rows)
         self.rows = []
+        if len(self.unmerged) >= _COMPACT_SEGMENTS:
+            self._merge()
+
+    def _merge(self) -> None:
+        """The unmerged segments become one, under the newest one's name (an atomic rename);
+        the others are unlinked after. Rows are copied once, a segment at a time."""
+        group, target = self.unmerged, self.unmerged[-1]
+        tmp = target.with_name(f"{target.name}.tmp")
+        covers = f"{self.final.parent.name}:{_seq(group[0])}-{_seq(target)}".encode()
+        schema = self.schema.with_metadata({**(self.schema.metadata or {}), _COVERS: covers})
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for path in group:
+                writer.write_table(pq.read_table(path, schema=self.schema))
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+        for path in group[:-1]:
+            path.unlink()
+            self.segments.remove(path)
+        fsync_dir(target.parent)
+        self.unmerged = []
 
     def adopt(self, segment: Path) -> pa.Table:
         """Move another run's segment in (a rename: it is in one run or the other, never in
@@ -223,13 +304,11 @@ class _SegmentedParquet:
                 continue
             removed.extend(table.filter(mask).to_pylist())
             kept = table.filter(pa.compute.invert(mask))
-            _scrub(path)
-            if kept.num_rows:
-                _write_durable(kept, path)
-            else:
-                path.unlink()
-                fsync_dir(path.parent)
+            _rewrite_scrubbed(path, kept)
+            if not kept.num_rows:
                 self.segments.remove(path)
+                if path in self.unmerged:
+                    self.unmerged.remove(path)
         self.count -= len(removed)
         if removed:
             self.durable = [d for d in self.durable if d[1] not in values]
@@ -257,7 +336,7 @@ class _SegmentedParquet:
     def drop_segments(self) -> None:
         for path in self.segments:
             path.unlink(missing_ok=True)
-        self.segments = []
+        self.segments, self.unmerged = [], []
 
     def discard(self) -> None:
         self.rows = []
@@ -329,19 +408,20 @@ class RunWriter:
         tables = []
         for part in (self.items, self.rejections):
             adopted = []
-            for segment in segment_paths(run.path, part.name):
-                table = pq.read_table(segment, schema=part.schema)
+            for segment in live_segments(run.path, part.name):
+                table = _read_segment(segment, part.schema)
+                if table is None:
+                    logger.warning("%s: unreadable segment %s skipped", run.run_id, segment.name)
+                    continue
                 keep = pa.compute.is_in(table["source_id"],
                                         value_set=pa.array(sorted(keep_sources), pa.string()))
                 keep = pa.compute.fill_null(keep, False)
                 if not pa.compute.all(keep).as_py():
                     # in place first, so a crash between the steps never duplicates a row
                     kept = table.filter(keep)
-                    _scrub(segment)
+                    _rewrite_scrubbed(segment, kept)
                     if not kept.num_rows:
-                        segment.unlink()
                         continue
-                    _write_durable(kept, segment)
                 adopted.append(part.adopt(segment))
             tables.append(pa.concat_tables(adopted) if adopted
                           else part.schema.empty_table())
