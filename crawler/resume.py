@@ -31,9 +31,12 @@ import pyarrow as pa
 from crawler import frontier as frontiers
 from crawler.frontier import Frontier, Pending
 from pipeline.runs.writer import RunWriter, resumable_runs
+from pipeline.safety.incidents import BLOCKLIST_MATCH, read_incidents
+from pipeline.safety.matching import Hit, reliable
 
 if TYPE_CHECKING:
     from crawler.context import CrawlContext
+    from crawler.screening import CrawlScreen
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +98,27 @@ class Resume:
                     context.screen.admit(row["url"], row["pdq"], row["pdq_quality"])
         for source_id, sent in self.pages_sent.items():
             context.page_requests[source_id] += sent
+        if context.screen is not None and self.resumed_from:
+            self._seed_hits(context.screen)
+
+    def _seed_hits(self, screen: CrawlScreen) -> None:
+        """The killed runs' blocklist hits count as this run's (``counts.withheld``), and
+        their PDQs withdraw adopted neighbours at commit as if found in this crawl."""
+        killed = set(self.resumed_from)
+        for record in read_incidents(screen.data_dir):
+            if record.get("crawler", {}).get("run_id") not in killed:
+                continue
+            screen.incidents += 1
+            hashes, match = record.get("hashes") or {}, record.get("match") or {}
+            pdq, quality = hashes.get("pdq"), hashes.get("pdq_quality")
+            if (record.get("incident_type") != BLOCKLIST_MATCH or not isinstance(pdq, str)
+                    or not reliable(pdq, quality)):
+                continue
+            hit = Hit(match.get("list_id") or "", match.get("list_version") or "",
+                      match.get("kind") or "", match.get("matched") or "",
+                      match.get("distance"))
+            screen.hit_pdqs.append((pdq, screen.screener.threshold_for(hit),
+                                    str(record["incident_id"]), hit))
 
 
 def prepare(data_dir: Path, writer: RunWriter, eligible: list[str], skipped: list[str],

@@ -184,6 +184,27 @@ def test_segments_are_merged_and_a_merge_cut_short_counts_no_row_twice(
                                                                         for i in range(10)]
 
 
+def test_the_killed_runs_hits_count_and_withdraw_neighbours_after_resuming(
+        tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from crawler.resume import Resume
+    from pipeline.safety.incidents import BLOCKLIST_MATCH, NEIGHBOUR, Incident, write_incident
+
+    pdq = "f" * 64
+    for kind, run_id in ((BLOCKLIST_MATCH, KILLED), (NEIGHBOUR, KILLED),
+                         (BLOCKLIST_MATCH, "20260101T000000Z-other0")):
+        write_incident(tmp_path, Incident(kind, "site", "crawl", run_id=run_id, pdq=pdq,
+                                          pdq_quality=100, list_id="partner", list_kind="pdq",
+                                          list_version="v", matched=pdq, distance=0))
+    screen = SimpleNamespace(data_dir=tmp_path, incidents=0, hit_pdqs=[],
+                             screener=SimpleNamespace(threshold_for=lambda hit: 31))
+    Resume(resumed_from=[KILLED])._seed_hits(screen)  # type: ignore[arg-type]
+    assert screen.incidents == 2  # both of the killed run's incidents, counts.withheld
+    ((centre, threshold, _, hit),) = screen.hit_pdqs  # only its hit is a centre
+    assert (centre, threshold, hit.list_id) == (pdq, 31, "partner")
+
+
 def test_frontier_forgets_a_withheld_url_with_its_bytes(tmp_path: Path) -> None:
     withheld = "http://127.0.0.1:1/gallery/withheld-image.jpg"
     frontier = Frontier.open(tmp_path, "site", "r1", keep=False,
