@@ -431,12 +431,11 @@ class State:
         upsert ``records``. Deleted entries are overwritten on disk (``secure_delete``)."""
         with self._connect(write=True) as db:
             db.execute("PRAGMA secure_delete = ON")
-            for source_id, url in forget:
-                if source_id is None:
-                    db.execute("DELETE FROM validators WHERE url = ?", (url,))
-                else:
-                    db.execute("DELETE FROM validators WHERE source_id = ? AND url = ?",
-                               (source_id, url))
+            pairs = list(forget)
+            db.executemany("DELETE FROM validators WHERE url = ?",
+                           [(url,) for source_id, url in pairs if source_id is None])
+            db.executemany("DELETE FROM validators WHERE source_id = ? AND url = ?",
+                           [(source_id, url) for source_id, url in pairs if source_id is not None])
             db.executemany(
                 f"INSERT OR REPLACE INTO validators ({_VALIDATOR_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
