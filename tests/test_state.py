@@ -117,3 +117,25 @@ def test_run_registry(tmp_path):
         "r0": {"counts": {"items": 1}},
         "r1": {"counts": {"items": 4}},
     }
+
+
+def test_validators_upsert_forget_and_leave_no_bytes_behind(tmp_path):
+    from pipeline.registry.state import Validator
+
+    state = State(tmp_path / "state.sqlite")
+    url = "https://a.example/img/secret-name.jpg"
+    v = Validator("a", url, '"e1"', None, "run-1", "ab" * 32, 0, 3, "k")
+    state.record_validators([v, Validator("b", url, None, "Tue, 01 Dec 2026 10:00:00 GMT",
+                                          "run-1", "cd" * 32, 0, 4, "k")])
+    reader = state.validator_reader()
+    assert reader.get("a", url) == state.validator("a", url)
+    assert state.validator("a", url).row_index == 3  # type: ignore[union-attr]
+    state.record_validators([Validator("a", url, '"e2"', None, "run-2", "ab" * 32, 1, 0, "k")])
+    assert reader.get("a", url).etag == '"e2"'  # type: ignore[union-attr]  # sees new commits
+    state.record_validators([], [("b", url)])  # one source's entry
+    assert state.validator("b", url) is None and state.validator("a", url) is not None
+    state.forget_validators({url})  # every source's, a blocklist hit
+    assert state.validators() == [] and reader.get("a", url) is None
+    reader.close()
+    for path in tmp_path.glob("state.sqlite*"):
+        assert b"secret-name" not in path.read_bytes(), path.name
