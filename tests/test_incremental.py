@@ -166,6 +166,9 @@ def recrawled(tmp_path_factory):
         site.images["/site/target.png"].status = 410
         srv.route("/robots.txt", body="User-agent: *\nDisallow: /site/lm.png\n",
                   content_type="text/plain")
+        srv.route("/.well-known/tdmrep.json", body=json.dumps(
+            [{"location": "/site/both.png", "tdm-reservation": 1}]),
+            content_type="application/json")
         site.reset_counts()
         third = crawl(tmp)
         yield {
@@ -265,12 +268,15 @@ def test_a_304_carrying_a_new_opt_out_header_refuses(recrawled, name, reason):
     assert url in recrawled["state2"] and url not in recrawled["state3"]  # rejected: forgotten
 
 
-def test_robots_txt_still_gates_an_image_fetched_before(recrawled):
+@pytest.mark.parametrize("name,reason", [("lm", "robots_disallowed"),
+                                         ("both", "tdm_reserved")])
+def test_robots_txt_and_tdmrep_json_still_gate_an_image_fetched_before(recrawled, name,
+                                                                         reason):
     third, urls = recrawled["third"], recrawled["urls"]
     site: Site = recrawled["site"]
-    assert site.statuses("lm.png", recrawled["answers_third"]) == []  # never asked for
-    assert third.reasons_for(urls["lm"]) == ["robots_disallowed"]
-    assert urls["lm"] not in recrawled["state3"]
+    assert site.statuses(f"{name}.png", recrawled["answers_third"]) == []  # never asked for
+    assert third.reasons_for(urls[name]) == [reason]
+    assert urls[name] not in recrawled["state3"]
 
 
 def test_validators_are_recorded_only_for_kept_rows_with_validators(recrawled):
