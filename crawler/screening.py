@@ -194,7 +194,8 @@ class CrawlScreen:
     def _hit_fields(self, hit: Hit, threshold: int | None) -> dict[str, Any]:
         return {
             "list_id": hit.list_id, "list_version": hit.list_version, "list_kind": hit.kind,
-            "matched": hit.matched, "distance": hit.distance,
+            "matched": hit.matched, "matched_quality": hit.entry_quality,
+            "distance": hit.distance,
             "threshold": threshold if threshold is not None else (
                 self.screener.threshold_for(hit) if hit.kind == "pdq" else None),
         }
@@ -203,8 +204,8 @@ class CrawlScreen:
                         *, centre: str | None = None, threshold: int | None = None) -> Incident:
         fields = self._hit_fields(hit, threshold)
         if kind == NEIGHBOUR and centre is not None and image.pdq:
-            fields.update(matched=centre, distance=pdq_distance(centre, image.pdq),
-                          threshold=threshold)
+            fields.update(matched=centre, matched_quality=None,
+                          distance=pdq_distance(centre, image.pdq), threshold=threshold)
         return Incident(
             incident_type=kind, source_id=image.source_id, detected_by="crawl",
             page_url=image.page_url, url=image.url, redirect_chain=list(image.redirect_chain),

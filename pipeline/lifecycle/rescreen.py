@@ -102,8 +102,8 @@ def _incident(config: Config, row: dict[str, Any], kind: str, hit: Hit,
         bytes=row.get("bytes"), sha256=row.get("sha256"), md5=row.get("md5"),
         sha1=row.get("sha1"), pdq=row.get("pdq"), pdq_quality=row.get("pdq_quality"),
         list_id=hit.list_id, list_version=hit.list_version, list_kind=hit.kind,
-        matched=hit.matched, distance=hit.distance, threshold=threshold,
-        user_agent=config.settings.user_agent,
+        matched=hit.matched, matched_quality=hit.entry_quality, distance=hit.distance,
+        threshold=threshold, user_agent=config.settings.user_agent,
     )
 
 

@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipeline.registry.config import ConfigError, ConfigProblem
-from pipeline.safety.matching import DEFAULT_PDQ_THRESHOLD, PDQ_BYTES, ExactIndex, Hit, PdqIndex
+from pipeline.safety.matching import (
+    DEFAULT_PDQ_THRESHOLD,
+    NEIGHBOUR_MIN_QUALITY,
+    PDQ_BYTES,
+    ExactIndex,
+    Hit,
+    PdqIndex,
+)
 from pipeline.safety.urls import normalise_url
 
 if TYPE_CHECKING:
@@ -116,6 +123,26 @@ def _parse_fast(text: str, kind: str, width: int) -> np.ndarray | None:
     return np.frombuffer(blob, dtype=np.uint8).reshape(-1, width)
 
 
+_QUALITY_COLUMN = re.compile(
+    r"^[ \t\r]*([0-9a-fA-F]{64})[ \t]*[ \t,][ \t]*(\d{1,3})[ \t\r]*(?:#|$)", re.M)
+
+
+def unreliable_entries(data: bytes) -> dict[bytes, int]:
+    """PDQ entries of a (valid) list file given a quality below 50: ``{hash bytes: quality}``.
+
+    The reference calls such hashes unreliable (featureless images hash alike); they stay on
+    the list, and a match on one records the entry's quality (:attr:`Hit.entry_quality`).
+    If an entry is listed twice, its lowest quality is kept.
+    """
+    text = data.decode("utf-8-sig")
+    out: dict[bytes, int] = {}
+    for digest, quality in _QUALITY_COLUMN.findall(text):
+        if int(quality) < NEIGHBOUR_MIN_QUALITY:
+            key = bytes.fromhex(digest)
+            out[key] = min(int(quality), out.get(key, 100))
+    return out
+
+
 def _parse_lines(text: str, kind: str, width: int, shown: str) -> np.ndarray:
     problems: list[ConfigProblem] = []
     out = bytearray()
@@ -164,6 +191,7 @@ class _Loaded:
     info: ListInfo
     exact: ExactIndex | None
     pdq: PdqIndex | None
+    unreliable: dict[bytes, int] | None = None  # pdq entries listed with quality < 50
 
 
 class Screener:
@@ -229,7 +257,13 @@ class Screener:
                             path=shown, entries=len(rows), threshold=threshold)
             if spec.kind == "pdq":
                 assert threshold is not None
-                loaded.append(_Loaded(info, None, PdqIndex(rows, threshold)))
+                unreliable = unreliable_entries(data)
+                if unreliable:
+                    warnings.append(
+                        f"{shown}: {len(unreliable)} PDQ entries have quality < "
+                        f"{NEIGHBOUR_MIN_QUALITY} (unreliable, per the reference): they are "
+                        "matched, and their incidents record the quality for the reviewer")
+                loaded.append(_Loaded(info, None, PdqIndex(rows, threshold), unreliable))
             else:
                 loaded.append(_Loaded(info, ExactIndex(rows), None))
         if problems:
@@ -323,8 +357,10 @@ class Screener:
                 continue
             index, distance = found
             if best is None or distance < (best.distance or 0):
+                row = entry.pdq.rows[index].tobytes()
                 best = Hit(list_id=entry.info.id, list_version=entry.info.version, kind="pdq",
-                           matched=entry.pdq.rows[index].tobytes().hex(), distance=distance)
+                           matched=row.hex(), distance=distance,
+                           entry_quality=(entry.unreliable or {}).get(row))
         return best
 
 

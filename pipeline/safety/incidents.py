@@ -70,6 +70,7 @@ class Incident:
     list_version: str | None = None
     list_kind: str | None = None
     matched: str | None = None
+    matched_quality: int | None = None  # a PDQ entry's quality, when its list gave one < 50
     distance: int | None = None
     threshold: int | None = None
     neighbour_of: str | None = None  # incident_id of the hit this one is near
@@ -78,6 +79,13 @@ class Incident:
     reporting_organisation: str | None = None  # clearance.yaml incidents: (placeholders)
     reporting_contact: str | None = None
     incident_id: str = field(default_factory=lambda: new_incident_id())
+
+    def reliable(self) -> bool | None:
+        """For a PDQ match: False when the image's or the entry's quality is below 50 (the
+        reference's "unreliable": a reviewer should judge it); None for other kinds."""
+        if self.list_kind != "pdq":
+            return None
+        return all(q is None or q >= 50 for q in (self.pdq_quality, self.matched_quality))
 
     def document(self) -> dict[str, Any]:
         return {
@@ -119,8 +127,10 @@ class Incident:
                 "list_version": self.list_version,
                 "kind": self.list_kind,
                 "matched": self.matched,
+                "matched_quality": self.matched_quality,
                 "distance": self.distance,
                 "threshold": self.threshold,
+                "reliable": self.reliable(),
             },
             "found_in": self.found_in,
             "crawler": {

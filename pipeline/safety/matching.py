@@ -36,6 +36,9 @@ class Hit:
     kind: str
     matched: str  # the list entry that matched (hex)
     distance: int | None  # PDQ Hamming distance; None for exact kinds
+    # The matched PDQ entry's quality when its list gave one below NEIGHBOUR_MIN_QUALITY (the
+    # reference's "unreliable"): still a hit, recorded with the quality for the reviewer.
+    entry_quality: int | None = None
 
 
 
