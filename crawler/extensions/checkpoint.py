@@ -1,10 +1,12 @@
-"""Checkpoints of a resumable crawl: every ``CLEARANCE_CHECKPOINT_S`` seconds (default 1) the
-run's rows so far become fsynced segments, then the frontiers are committed, so a SIGKILL
-loses at most the rows of the last interval (fetched again on resume, :mod:`crawler.resume`)."""
+"""Checkpoints of a resumable crawl: every ``CLEARANCE_CHECKPOINT_S`` seconds (environment
+variable or Scrapy setting; default 1) the run's rows so far become fsynced segments, then the
+frontiers are committed, so a SIGKILL loses at most the rows of the last interval (fetched
+again on resume, :mod:`crawler.resume`)."""
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
@@ -37,7 +39,14 @@ class Checkpoint:
             raise NotConfigured("no CrawlContext attached") from None
         if context.resume is None:
             raise NotConfigured("not a resumable crawl")
-        return cls(crawler, context, crawler.settings.getfloat(SETTING, 1.0))
+        raw = os.environ.get(SETTING) or crawler.settings.get(SETTING) or 1.0
+        try:
+            interval = float(raw)
+        except ValueError:
+            raise ValueError(f"{SETTING}={raw!r}: expected seconds") from None
+        if not interval > 0:
+            raise ValueError(f"{SETTING}={raw!r}: expected seconds above 0")
+        return cls(crawler, context, interval)
 
     def opened(self, spider: Any) -> None:
         self.task = LoopingCall(self.tick)
