@@ -347,7 +347,8 @@ def test_parts_are_split_and_readers_see_exactly_the_rows(world):
     assert [u for (u,) in urls] == sorted(r["url"] for r in _rows(result.path))
     assert ds.dataset(result.path / "data", format="parquet").count_rows() == 4
     # The published folder holds the part files and nothing else.
-    assert {p.name for p in result.path.iterdir()} == {"data", "audit", "manifest.json"}
+    assert {p.name for p in result.path.iterdir()} == {"data", "audit", "manifest.json",
+                                                       "croissant.json"}
 
 
 def test_exclusions_file_schema_order_and_timestamps(world):
@@ -378,6 +379,7 @@ def test_manifest_json_records_inputs_files_and_sources(world):
     assert set(doc["files"]) == {
         "data/part-00000.parquet",
         "audit/exclusions.parquet",
+        "croissant.json",  # written before the checksums, so they cover it
     }
     for rel, info in doc["files"].items():
         assert info["sha256"] == sha256_file(result.path / rel)

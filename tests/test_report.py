@@ -180,14 +180,11 @@ def test_missing_run_is_listed(built):
 
 def test_formats(built):
     data, _ = built
-    assert FORMATS == ("md", "json", "attribution")
-    assert PLANNED_FORMATS == ("html", "croissant", "eu-summary")
-    for fmt in PLANNED_FORMATS:
-        with pytest.raises(
-            ReportFormatError,
-            match=f"format {fmt} is not available yet; available: md, json, attribution",
-        ):
-            render_report(data, "demo", fmt)
+    assert FORMATS == ("md", "json", "html", "croissant", "eu-summary", "eu-summary-json",
+                       "attribution")
+    assert PLANNED_FORMATS == ()
+    for fmt in FORMATS:
+        assert render_report(data, "demo", fmt)
     with pytest.raises(ReportFormatError, match="unknown format 'pdf'"):
         render_report(data, "demo", "pdf")
     with pytest.raises(FileNotFoundError, match="demo@v7 not found"):

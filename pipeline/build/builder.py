@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import SCHEMA_VERSION
+from pipeline.build.croissant import write_croissant
 from pipeline.build.filters import BuildFilter, default_filters
 from pipeline.build.latest import url_events
 from pipeline.build.optouts import source_optouts
@@ -173,11 +174,10 @@ def build_manifest(
             _write_exclusions(tmp / AUDIT_DIR, decided, tuning)
             fsync_dir(tmp / AUDIT_DIR)
             shutil.rmtree(spill, ignore_errors=True)
-            manifest.update(
-                version=version,
-                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                files=checksums(tmp),
-            )
+            manifest.update(version=version,
+                            created_at=datetime.now(UTC).isoformat(timespec="seconds"))
+            write_croissant(tmp, manifest, data_dir)  # before the checksums, which cover it
+            manifest["files"] = checksums(tmp)
             write_json_atomic(tmp / MANIFEST_JSON, manifest)
             fsync_dir(tmp)
             final = root / f"v{version}"

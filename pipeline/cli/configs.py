@@ -77,6 +77,47 @@ def validate(env: Env, as_json: bool) -> None:
     )
 
 
+@cli.group()
+def config() -> None:
+    """Config files: their JSON Schema.
+
+    \b
+    Example:
+      clearance config schema --out configs/schema/clearance.schema.json --kind clearance
+    """
+
+
+@config.command("schema")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to FILE instead of stdout.")
+@click.option("--kind", type=click.Choice(["all", "clearance", "source"]), default="all",
+              show_default=True,
+              help="clearance.yaml, a source file, or one schema accepting either.")
+def config_schema_command(out: Path | None, kind: str) -> None:
+    """JSON Schema of clearance.yaml and of a source file, from the pydantic models.
+
+    For editors (a YAML language server reads a first line
+    `# yaml-language-server: $schema=PATH`, which `clearance init` writes) and for CI.
+
+    \b
+    Example:
+      clearance config schema --kind source --out configs/schema/source.schema.json
+    """
+    import json
+
+    from pipeline.registry.schema import config_schema
+
+    text = json.dumps(config_schema(kind), indent=2) + "\n"  # type: ignore[arg-type]
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    click.echo(f"wrote {out}", err=True)
+
+
 def _load_lists(config: Config) -> Screener:
     """Every hash list parsed: a malformed line exits 2 as ``file: line N: problem``."""
     try:

@@ -66,27 +66,43 @@ def _index_for_impact(version_dir: Path) -> None:
 @click.option("--format", "fmt", required=True, help="Report format (see below).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to FILE instead of stdout.")
+@click.option("--since", metavar="vM",
+              help="Count what changed since version M (default: the previous version); "
+                   "counts per reason only.")
 @click.pass_obj
-def report(env: Env, ref: str, fmt: str, out: Path | None) -> None:
+def report(env: Env, ref: str, fmt: str, out: Path | None, since: str | None) -> None:
     """Provenance report for a manifest version (latest unless @vN is given).
 
+    `md`, `json` and `html` are one report (same sections, same numbers); `html` is one
+    self-contained page that loads nothing from any URL. `croissant` is the Croissant 1.1
+    JSON-LD every build writes as vN/croissant.json. `eu-summary` (Markdown) and
+    `eu-summary-json` fill the parts of the EU AI Act public summary template a dataset
+    builder can fill (read with the current configs for the crawler's User-Agent).
     `attribution` writes the ATTRIBUTION file the dataset ships with: one Creative Commons
     credit line (title, author, source, licence) per published row, by source and creator.
 
     \b
-    Formats available: md, json, attribution. Planned: html, croissant, eu-summary.
+    Formats: md, json, html, croissant, eu-summary, eu-summary-json, attribution.
     Examples:
       clearance report my-set@v2 --format md --out report.md
+      clearance report my-set --format html --since v1 --out report.html
       clearance report my-set --format attribution --out ATTRIBUTION
     """
-    from pipeline.reports.formats import FORMATS, PLANNED_FORMATS, render_report
+    from pipeline.reports.formats import FORMATS, PLANNED_FORMATS, parse_since, render_report
 
     if fmt not in FORMATS:
         planned = f" ({fmt} is planned, not built yet)" if fmt in PLANNED_FORMATS else ""
         fail(f"--format: unknown format {fmt!r}{planned}; available: {', '.join(FORMATS)}",
              EXIT_BAD_INPUT)
     try:
-        text = render_report(env.data_dir, ref, fmt)
+        since_version = parse_since(since)
+    except ValueError as exc:
+        fail(str(exc), EXIT_BAD_INPUT)
+    settings = None
+    if fmt.startswith("eu-summary") and (env.config_dir / "clearance.yaml").is_file():
+        settings = env.config().settings
+    try:
+        text = render_report(env.data_dir, ref, fmt, since_version, settings)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc), EXIT_BAD_INPUT)
     if out is None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
+from pipeline.registry.schema import FILES, SCHEMA_DIR, settings_schema, source_schema
+
 SETTINGS = """\
+# yaml-language-server: $schema=schema/clearance.schema.json
 # Clearance settings. Every key is documented in the README ("Config reference").
 user_agent: "ClearanceBot/0.1 (+https://example.org/clearance-bot)"   # sent with every request
 robots_token: ClearanceBot        # the product token matched (exactly) in robots.txt groups
@@ -33,6 +37,7 @@ limits: {max_bytes: 20000000, max_pixels: 50000000, max_pages_per_source: 10000}
 """
 
 SOURCE = """\
+# yaml-language-server: $schema=../schema/source.schema.json
 # One opted-in source per file; `id` must equal the file name.
 id: example-source
 name: Example Source (replace me)
@@ -77,6 +82,9 @@ def write_starter(config_dir: Path, today: date | None = None) -> list[Path]:
         expires=(today + timedelta(days=365)).isoformat(),
         evidence_sha=evidence_sha,
     )
+    # The JSON Schemas the starter files name on their first line, for editors.
+    for kind, schema in (("clearance", settings_schema()), ("source", source_schema())):
+        files[config_dir / SCHEMA_DIR / FILES[kind]] = json.dumps(schema, indent=2) + "\n"
     existing = [p for p in files if p.exists()]
     if existing:
         raise FileExistsError(", ".join(str(p) for p in existing))

@@ -40,6 +40,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- Input runs: {', '.join(m['inputs']) or 'none'}",
         *[f"- Note: {note}" for note in m["notes"]],
         "",
+        *overview_lines(report),
         "## Totals",
         "",
         *_table(
@@ -68,6 +69,15 @@ def render_markdown(report: dict[str, Any]) -> str:
     if crawl["runs_changed_since_build"]:
         changed = ", ".join(crawl["runs_changed_since_build"])
         lines += [f"Rejections changed since the build for run(s): {changed}", ""]
+    lines += ["## Sources", ""]
+    lines += _table(
+        ["source", "name", "rows", "consent", "status", "consent expires", "age verification",
+         "AV expires", "eligible", "build excluded", "crawl rejected", "opt-out refusals"],
+        [[r["source_id"], r["name"], r["rows"], r["consent_id"], r["consent_status"],
+          r["consent_expires_at"], r["age_verification_id"], r["age_verification_expires_at"],
+          "yes" if r["eligible"] else "no", r["build_excluded"], r["crawl_rejected"],
+          r["opt_out_refusals"]] for r in report["source_table"]],
+    )
     lines += ["## Sources: consent and age verification", ""]
     for source_id, info in report["sources"].items():
         lines += _source(source_id, info)
@@ -88,7 +98,48 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["## Signal conflicts", ""]
     conflicts = report["signal_conflicts"]
     lines += [f"- {c['message']}" for c in conflicts] or ["_none_"]
+    lines += ["", *changes_lines(report["changes"])]
+    lines += ["## Withheld", "", withheld_sentence(report["overview"]["withheld"]), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def withheld_sentence(count: int) -> str:
+    return (f"Blocklist hits withheld by the crawl: {count}. A hit is never recorded beyond "
+            "this count; it went to a restricted incident record.")
+
+
+def overview_lines(report: dict[str, Any]) -> list[str]:
+    o, m = report["overview"], report["manifest"]
+    span = (f"{o['fetched_from']} to {o['fetched_to']}" if o["fetched_from"]
+            else "no rows")
+    return [
+        "## Overview",
+        "",
+        f"- Rows: {o['rows']}",
+        f"- Sources with rows: {len(o['sources'])} ({', '.join(o['sources']) or 'none'})",
+        f"- Licences: {', '.join(o['licences']) or 'none'}",
+        f"- Fetched: {span}",
+        f"- Admitted under: intended use `{m['policy']['intended_use']}`, licences "
+        + ", ".join(m["policy"].get("licences_effective") or m["policy"]["licences_allow"]),
+        f"- Withheld (blocklist hits, count only): {o['withheld']}",
+        "",
+    ]
+
+
+def changes_lines(changes: dict[str, Any] | None) -> list[str]:
+    if changes is None:
+        return ["## Changes since the previous version", "",
+                "First version: nothing to compare with.", ""]
+    return [
+        f"## Changes since v{changes['since']}",
+        "",
+        f"Rows then: {changes['rows_then']}; now: {changes['rows_now']}; added: "
+        f"{changes['added']}; removed: {changes['removed']} (counts per reason only, never "
+        "which rows).",
+        "",
+        *_table(["reason", "rows removed"],
+                [[r, n] for r, n in changes["removed_by_reason"].items()]),
+    ]
 
 
 def _licence_section(licences: dict[str, Any]) -> list[str]:

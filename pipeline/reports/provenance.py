@@ -13,15 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline.build.builder import sha256_file
+from pipeline.build.croissant import published_facts
+from pipeline.build.removals import removed_since
 from pipeline.build.versions import (
     AUDIT_DIR,
     DATA_DIR,
     EXCLUSIONS_FILE,
     MANIFESTS_DIR,
+    manifest_root,
     read_manifest,
     resolve_manifest,
 )
@@ -34,8 +38,10 @@ NO_SOURCE = "(none)"
 OPT_OUT_REASONS = reasons.OPT_OUTS
 
 
-def build_report(data_dir: Path, ref: str) -> dict[str, Any]:
-    """The report as a plain, JSON-ready dict."""
+def build_report(data_dir: Path, ref: str, since: int | None = None) -> dict[str, Any]:
+    """The report as a plain, JSON-ready dict: the one model md, json and html render.
+
+    ``since``: an earlier version to count the changes from (default: the previous one)."""
     version_dir = resolve_manifest(data_dir, ref)
     manifest = read_manifest(version_dir)
     counts = manifest["counts"]
@@ -44,7 +50,17 @@ def build_report(data_dir: Path, ref: str) -> dict[str, Any]:
     )
     crawl = _crawl_rejections(data_dir, manifest["inputs"])
     sources = manifest["sources"]
-    return {
+    facts = published_facts(version_dir)
+    report: dict[str, Any] = {
+        "overview": {
+            "rows": counts["kept"],
+            "sources": sorted(counts["kept_by_source"]),
+            "licences": sorted(counts["kept_by_licence"]),
+            "fetched_from": facts["fetched_from"],
+            "fetched_to": facts["fetched_to"],
+            "withheld": crawl["withheld"],
+        },
+        "changes": changes_since(data_dir, version_dir, manifest, since),
         "manifest": {
             "name": manifest["name"],
             "version": manifest["version"],
@@ -69,6 +85,88 @@ def build_report(data_dir: Path, ref: str) -> dict[str, Any]:
         "consent_changed": manifest.get("consent_changed", []),
         "signal_conflicts": _conflicts(crawl["by_source"], sources, manifest["policy"]),
     }
+    report["source_table"] = source_table(report)
+    return report
+
+
+def source_table(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One summary line per source (the sources table of every format)."""
+    kept = report["kept"]["by_source"]
+    build = report["build_exclusions"]["by_source"]
+    crawl = report["crawl_rejections"]["by_source"]
+    conflicts = {c["source_id"]: c["count"] for c in report["signal_conflicts"]}
+    out = []
+    for source_id, info in report["sources"].items():
+        consent, av = info.get("consent") or {}, info.get("age_verification") or {}
+        out.append({
+            "source_id": source_id,
+            "name": info.get("name"),
+            "rows": int(kept.get(source_id, 0)),
+            "consent_id": consent.get("id"),
+            "consent_status": consent.get("status"),
+            "consent_expires_at": consent.get("expires_at"),
+            "age_verification_id": av.get("id"),
+            "age_verification_expires_at": av.get("expires_at"),
+            "eligible": bool(info["eligibility"]["eligible"]),
+            "build_excluded": sum(build.get(source_id, {}).values()),
+            "crawl_rejected": sum(crawl.get(source_id, {}).values()),
+            "opt_out_refusals": int(conflicts.get(source_id, 0)),
+        })
+    return out
+
+
+class SinceError(ValueError):
+    """``--since vM`` that names no earlier version of the manifest."""
+
+
+def changes_since(data_dir: Path, version_dir: Path, manifest: dict[str, Any],
+                  since: int | None) -> dict[str, Any] | None:
+    """What changed since version ``since`` (default: the previous version), in counts only:
+    rows added, rows removed per reason (DESIGN "No removal map": never which rows). None for
+    a first version asked nothing."""
+    version = int(manifest["version"])
+    previous = manifest.get("previous_version")
+    if since is None:
+        if previous is None:
+            return None
+        since = int(previous)
+    if since >= version or since < 1:
+        raise SinceError(f"--since v{since}: must name an earlier version than v{version}")
+    earlier = manifest_root(data_dir, manifest["name"]) / f"v{since}"
+    if not earlier.is_dir():
+        raise SinceError(f"--since v{since}: {manifest['name']}@v{since} not found")
+    earlier_kept = int(read_manifest(earlier)["counts"]["kept"])
+    if previous is not None and since == int(previous):
+        removed = dict(manifest.get("removed_since_previous") or {})
+    else:
+        removed = _removed_between(earlier, version_dir, manifest)
+    total = sum(removed.values())
+    return {
+        "since": since,
+        "rows_then": earlier_kept,
+        "rows_now": int(manifest["counts"]["kept"]),
+        "added": int(manifest["counts"]["kept"]) - (earlier_kept - total),
+        "removed": total,
+        "removed_by_reason": dict(sorted(removed.items())),
+    }
+
+
+def _removed_between(earlier: Path, version_dir: Path, manifest: dict[str, Any]) -> dict[str, int]:
+    """Rows of ``earlier`` this version does not publish, per the reason of their first
+    exclusion here (filters in chain order), or ``not_in_inputs``."""
+    kept = ds.dataset(version_dir / DATA_DIR, format="parquet").to_table(columns=["row_id"])
+    excluded = pq.read_table(version_dir / AUDIT_DIR / EXCLUSIONS_FILE,
+                             columns=["row_id", "reason"])
+    rank: dict[str, int] = {}
+    for i, summary in enumerate(manifest.get("filters", [])):
+        for reason in summary.get("dropped") or {}:
+            rank.setdefault(reason, i)
+    order = pa.array([rank.get(r, len(rank)) for r in excluded["reason"].to_pylist()],
+                     pa.int64())
+    excluded = excluded.append_column("_rank", order).sort_by(
+        [("_rank", "ascending")]).drop_columns(["_rank"])
+    excluded = excluded.filter(pc.is_valid(excluded["row_id"]))
+    return removed_since(earlier, kept, excluded)
 
 
 def _licence_evidence(version_dir: Path) -> dict[str, Any]:
