@@ -195,7 +195,7 @@ def test_range_sorter_and_part_writer_equal_one_write_table(tmp_path):
     })
     order = ["source_id", "url", "v"]
     sample = stream.KeySample(n)
-    sample.add(stream.sort_key(table, order[:2]), np.arange(n))
+    sample.add(table, order[:2])
     sorter = stream.RangeSorter(tmp_path / "spill", order, order[:2], sample.bounds(n, 100), "t")
     for start in range(0, n, 77):
         sorter.add(table.slice(start, 77))

@@ -107,7 +107,8 @@ class BuildFilter(ABC):
         rows = exclusion_rows(excluded, codes, details, urls=self.audit_urls)
         if POS in table.column_names:
             rows = rows.append_column(POS, excluded[POS])
-        return table.filter(mask), rows
+        # Nothing dropped: the table itself, not a copy (most batches of most filters).
+        return (table.filter(mask) if len(codes) else table), rows
 
     def summary(self) -> dict[str, Any]:
         dropped = {

@@ -170,10 +170,16 @@ class Spill:
             self._add(part, table)
             return
         order = np.argsort(part, kind="stable")
-        sorted_parts = part[order]
-        table = table.take(pa.array(order))
+        self.add_sorted(table.take(pa.array(order)), part[order])
+
+    def add_sorted(self, table: pa.Table, sorted_parts: np.ndarray) -> None:
+        """Add a table already ordered by partition (``sorted_parts``, ascending)."""
+        if not table.num_rows:
+            return
+        if self.schema is None:
+            self.schema = table.schema
         bounds = np.flatnonzero(np.diff(sorted_parts)) + 1
-        for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(order)], strict=True):
+        for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(sorted_parts)], strict=True):
             self._add(int(sorted_parts[start]), table.slice(start, stop - start))
 
     def _add(self, part: int, table: pa.Table) -> None:
@@ -196,6 +202,8 @@ class Spill:
     def read(self, part: int) -> pa.Table | None:
         """The whole partition (None when nothing was added to it), then forgotten."""
         self.finish()
+        # What the previous partition freed goes back to the system before this one is read.
+        pa.default_memory_pool().release_unused()
         if not self.rows[part]:
             return None
         if self.folder is None:
@@ -212,6 +220,21 @@ class Spill:
             table = self.read(part)
             if table is not None:
                 yield table
+
+    def stream(self, part: int = 0) -> Iterator[pa.Table]:
+        """The partition's tables as they were added, read one at a time, then forgotten."""
+        self.finish()
+        if not self.rows[part]:
+            return
+        if self.folder is None:
+            while self._memory[part]:
+                yield self._memory[part].pop(0)
+            return
+        path = self._path(part)
+        with pa.OSFile(str(path)) as source:
+            for batch in pa.ipc.open_stream(source):
+                yield pa.Table.from_batches([batch])
+        path.unlink()
 
 
 # -- ordering --------------------------------------------------------------------------------
@@ -255,10 +278,11 @@ class KeySample:
         self.step = max(1, total // _SAMPLE)
         self.keys: list[pa.Array] = []
 
-    def add(self, keys: pa.Array, pos: np.ndarray) -> None:
-        picked = np.flatnonzero(pos % self.step == 0)
+    def add(self, table: pa.Table, columns: Sequence[str]) -> None:
+        """Sample the rows of ``table`` (which has ``_pos``) by the binary key of ``columns``."""
+        picked = np.flatnonzero(table[POS].to_numpy() % self.step == 0)
         if len(picked):
-            self.keys.append(keys.take(pa.array(picked)))
+            self.keys.append(sort_key(table.take(pa.array(picked)), columns))
 
     def bounds(self, rows: int, bucket_rows: int) -> pa.Array:
         buckets = -(-rows // max(bucket_rows, 1))
@@ -285,13 +309,21 @@ class RangeSorter:
         self.bounds = bounds
         self.spill = Spill(folder if len(bounds) else None, len(bounds) + 1, name)
 
-    def add(self, table: pa.Table) -> None:
-        if not table.num_rows:
+    def add(self, table: pa.Table, rows: np.ndarray | None = None) -> None:
+        """Add ``table``'s rows, or only those at the indices ``rows``: the wide columns are
+        moved once, by one take in bucket order (ascending within a bucket, so it reads the
+        batch front to back)."""
+        if rows is None:
+            rows = np.arange(table.num_rows)
+        if not len(rows):
             return
         if not len(self.bounds):
-            self.spill.add(table)
+            self.spill.add(table if len(rows) == table.num_rows else table.take(pa.array(rows)))
             return
-        self.spill.add(table, buckets_of(sort_key(table, self.range_columns), self.bounds))
+        keys = sort_key(table.select(self.range_columns).take(pa.array(rows)), self.range_columns)
+        buckets = buckets_of(keys, self.bounds)
+        order = np.argsort(buckets, kind="stable")
+        self.spill.add_sorted(table.take(pa.array(rows[order])), buckets[order])
 
     def sorted_tables(self) -> Iterator[pa.Table]:
         for table in self.spill:
@@ -341,6 +373,9 @@ class PartWriter:
         return min(self.group_rows, self.part_rows - self._in_part)
 
     def _flush(self, rows: int) -> None:
+        # One group in the writer's hands at a time: it encodes while the caller sorts the
+        # next rows, but two groups are never both held here.
+        self._wait()
         buffered = pa.concat_tables(self._buffer)
         group = buffered.slice(0, rows).combine_chunks()
         rest = buffered.slice(rows)
@@ -352,7 +387,6 @@ class PartWriter:
         last = self.part_rows is not None and self._in_part >= self.part_rows
         if last:
             self._in_part = 0
-        self._wait()
         self._pending = self._pool.submit(self._write_group, self.parts - 1, group, last)
 
     def _wait(self) -> None:
@@ -446,9 +480,13 @@ def _local(index: int, step: Any, stream: Iterable[pa.Table],
            on_excluded: Callable[[int, pa.Table], None]) -> Iterator[pa.Table]:
     for table in stream:
         kept, excluded = step(table)
+        # Nothing of the input or the exclusions stays referenced while the consumer works.
+        del table
         on_excluded(index, excluded)
+        del excluded
         if kept.num_rows:
             yield kept
+        del kept
 
 
 def _partitioned(index: int, step: Any, stream: Iterable[pa.Table], needed: set[str],
@@ -458,12 +496,15 @@ def _partitioned(index: int, step: Any, stream: Iterable[pa.Table], needed: set[
     for table in stream:
         table = table.select([c for c in table.column_names if c in needed])
         schema = schema or table.schema
-        spill.add(table, partition_of(table, step.partition_by, spill.parts))
+        spill.add(table, partition_of(table, step.partition_by, spill.parts)
+                  if spill.parts > 1 else 0)
     if schema is None:
         return
     for table in spill:
         kept, excluded = step(table)
         del table
         on_excluded(index, excluded)
+        del excluded
         if kept.num_rows:
             yield kept
+        del kept
