@@ -10,12 +10,14 @@ version's index right after committing it; ``impact`` makes any that are missing
 
 Per part file ``part-K`` of ``data/``:
 
-- ``part-K.sha256.parquet``: the ``sha256`` column, sorted, in small row groups: a lookup reads
-  the row groups whose min/max statistics can hold the hash (Parquet predicate pushdown);
-- ``part-K.hosts.parquet``: (host, row, url, page_url) sorted by host, one entry per distinct
-  host of a row's ``url`` and ``page_url`` (:func:`pipeline.build.takedowns.row_hosts`:
-  lower-cased, or ``*`` where only URL normalisation can tell): a URL or URL-prefix lookup
-  reads the entries of its host and ``*`` and runs the build's own matcher on them;
+- ``part-K.sha256.npy``: the ``sha256`` hashes as sorted 32-byte strings (memory-mapped and
+  binary-searched), and ``part-K.sha256-other.json`` for any value that is not 64 hex digits;
+- ``part-K.urls.parquet``: (host, norm, row) sorted by host, one entry per distinct host of a
+  row's ``url`` and ``page_url`` (:func:`pipeline.build.takedowns.row_hosts`: lower-cased, or
+  ``*`` where only URL normalisation can tell), ``norm`` the URL normalised as takedowns match
+  it (:func:`pipeline.safety.urls.normalise_url`; a URL already in normal form, which a
+  conservative pattern recognises, is kept as it is): a URL or URL-prefix lookup reads the
+  entries of its host and ``*`` (row-group pruning) and compares ``norm`` with Arrow;
 - ``part-K.creators.parquet``: (normalised creator, rows);
 - ``part-K.pdq.npy``: the packed PDQ hashes, (M, 4) uint64, for a vectorised distance test.
 
@@ -36,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.build.takedowns import UNSURE, TakedownMatcher, host_of, pdq_rows, row_hosts
+from pipeline.build.takedowns import _HEX, UNSURE, host_of, pdq_rows, row_hosts
 from pipeline.build.versions import DATA_DIR, MANIFEST_JSON
 from pipeline.registry.optouts import normalise_creator
 from pipeline.registry.takedowns import Takedown
@@ -45,7 +47,7 @@ from pipeline.safety.urls import normalise_url
 
 INDEX_DIR = ".impact"
 INDEX_JSON = "index.json"
-FORMAT = 1
+FORMAT = 2
 ROW_GROUP = 8192
 
 
@@ -89,31 +91,97 @@ def ensure_index(version_dir: Path) -> Path:
 def _index_part(part: Path, out: Path) -> None:
     table = pq.read_table(part, columns=["url", "page_url", "sha256", "creator", "pdq"])
     stem = part.stem
-    sha = pc.utf8_lower(table["sha256"].combine_chunks())
-    _write(pa.table({"sha256": sha}).sort_by("sha256"), out / f"{stem}.sha256.parquet")
+    packed, other = _hex64(_array(table, "sha256"))
+    keys = np.sort(np.ascontiguousarray(packed).view("S32").ravel())
+    np.save(out / f"{stem}.sha256.npy", keys)
+    (out / f"{stem}.sha256-other.json").write_text(json.dumps(sorted(other)), encoding="utf-8")
 
-    url, page = table["url"].combine_chunks(), table["page_url"].combine_chunks()
+    url, page = _array(table, "url"), _array(table, "page_url")
     rows = pa.array(np.arange(table.num_rows, dtype=np.int64))
-    by_url = pa.table({"host": row_hosts(url), "row": rows, "url": url, "page_url": page})
-    page_host = row_hosts(page)
-    other = pc.and_(pc.is_valid(page), pc.not_equal(page_host, by_url["host"]))
-    other = pc.fill_null(other, False)
-    by_page = pa.table({"host": page_host, "row": rows, "url": url, "page_url": page}).filter(other)
-    hosts = pa.concat_tables([by_url.filter(pc.is_valid(url)), by_page])
-    _write(hosts.sort_by([("host", "ascending"), ("row", "ascending")]),
-           out / f"{stem}.hosts.parquet")
+    by_url = pa.table({"host": row_hosts(url), "norm": normalised(url), "row": rows})
+    by_page = pa.table({"host": row_hosts(page), "norm": normalised(page), "row": rows})
+    by_url = by_url.filter(pc.is_valid(url))
+    by_page = by_page.filter(pc.is_valid(page))  # a row found twice counts once (unique row)
+    entries = pa.concat_tables([by_url, by_page])
+    _write(_sorted_by_host(entries), out / f"{stem}.urls.parquet")
 
-    creator = table["creator"].combine_chunks()
+    creator = _array(table, "creator")
     encoded = pc.dictionary_encode(creator)
     names = pa.array([None if v is None else normalise_creator(v)
                       for v in encoded.dictionary.to_pylist()], pa.string())
-    normalised = pa.table({"creator": names.take(encoded.indices)})
-    counts = normalised.filter(pc.is_valid(normalised["creator"])).group_by("creator").aggregate(
-        [([], "count_all")]).rename_columns(["creator", "rows"])
-    _write(counts.sort_by("creator"), out / f"{stem}.creators.parquet")
+    normalised_creators = pa.table({"creator": names.take(encoded.indices)})
+    valid = normalised_creators.filter(pc.is_valid(normalised_creators["creator"]))
+    counts = valid.group_by("creator").aggregate([([], "count_all")])
+    _write(counts.rename_columns(["creator", "rows"]).sort_by("creator"),
+           out / f"{stem}.creators.parquet")
 
-    words, _ = pdq_rows(table["pdq"].combine_chunks())
+    words, _ = pdq_rows(_array(table, "pdq"))
     np.save(out / f"{stem}.pdq.npy", words)
+
+
+# A URL this pattern accepts is already in normal_url's form (tests hold the two together):
+# lower-case http(s) scheme, a lower-case ASCII host of non-empty labels with no trailing dot,
+# no user info or port, a path of RFC 3986 pchars with no '%' and no dot segment, an optional
+# non-empty query of the same characters, no fragment.
+_NORMAL = (r"^https?://[a-z0-9-]+(\.[a-z0-9-]+)*/[A-Za-z0-9._~!$&'()*+,;=:@/-]*"
+           r"(\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]+)?$")
+_DOT_SEGMENT = r"/\.\.?(/|\?|$)"
+
+
+def is_normal(column: pa.Array) -> pa.Array:
+    """Which URLs are certainly unchanged by :func:`normalise_url` (vectorised)."""
+    shaped = pc.match_substring_regex(column, _NORMAL)
+    dotted = pc.match_substring_regex(column, _DOT_SEGMENT)
+    return pc.fill_null(pc.and_(shaped, pc.invert(dotted)), False)
+
+
+def normalised(column: pa.Array) -> pa.Array:
+    """``normalise_url`` of every URL, in Python only for those not already normal."""
+    normal = is_normal(column)
+    odd = np.flatnonzero(~normal.to_numpy(zero_copy_only=False)
+                         & column.is_valid().to_numpy(zero_copy_only=False))
+    if not len(odd):
+        return column
+    fixed = [normalise_url(u) for u in column.take(pa.array(odd)).to_pylist()]
+    out = column.to_pylist() if len(odd) > len(column) // 2 else None
+    if out is not None:
+        for i, value in zip(odd.tolist(), fixed, strict=True):
+            out[i] = value
+        return pa.array(out, pa.string())
+    positions = np.full(len(column), -1, dtype=np.int64)
+    positions[odd] = np.arange(len(odd))
+    replacement = pa.array(fixed, pa.string())
+    taken = replacement.take(pa.array(np.maximum(positions, 0)))
+    return pc.if_else(pa.array(positions >= 0), taken, column)
+
+
+def _sorted_by_host(entries: pa.Table) -> pa.Table:
+    """Sorted by host, then row: ranks of the (few) distinct hosts, sorted in numpy."""
+    encoded = pc.dictionary_encode(entries["host"].combine_chunks())
+    hosts = encoded.dictionary.to_pylist()
+    rank = np.empty(len(hosts), dtype=np.int64)
+    rank[np.argsort(np.array(hosts, dtype=object), kind="stable")] = np.arange(len(hosts))
+    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    order = np.lexsort((entries["row"].to_numpy(), codes))
+    return entries.take(pa.array(order))
+
+
+def _hex64(column: pa.Array) -> tuple[np.ndarray, list[str]]:
+    """(the 64-hex values as (M, 32) uint8 bytes, the other non-null values lower-cased)."""
+    lowered = pc.utf8_lower(column)
+    ok = pc.fill_null(pc.match_substring_regex(lowered, r"^[0-9a-f]{64}$"), False)
+    fixed = lowered.filter(ok).cast(pa.binary()).cast(pa.binary(64))
+    start = fixed.offset * 64
+    raw = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)[start:start + len(fixed) * 64]
+    nibbles = _HEX[raw.reshape(-1, 64)]
+    packed = ((nibbles[:, 0::2] << 4) | nibbles[:, 1::2]).astype(np.uint8)
+    others = lowered.filter(pc.and_(pc.invert(ok), pc.is_valid(lowered))).to_pylist()
+    return packed, [o for o in others if o is not None]
+
+
+def _array(table: pa.Table, column: str) -> pa.Array:
+    data = table.column(column)
+    return data.combine_chunks() if isinstance(data, pa.ChunkedArray) else data
 
 
 def _write(table: pa.Table, path: Path) -> None:
@@ -131,9 +199,7 @@ def count_matches(version_dir: Path, manifest: dict[str, Any], takedown: Takedow
     total = 0
     for stem in parts:
         if kind == "sha256":
-            found = pq.read_table(folder / f"{stem}.sha256.parquet",
-                                  filters=[("sha256", "==", value.lower())])
-            total += found.num_rows
+            total += _sha256_matches(folder, stem, value.lower())
         elif kind == "creator":
             found = pq.read_table(folder / f"{stem}.creators.parquet",
                                   filters=[("creator", "==", normalise_creator(value))])
@@ -143,19 +209,32 @@ def count_matches(version_dir: Path, manifest: dict[str, Any], takedown: Takedow
             if len(words):
                 total += int(pdq_within_words(words, value, takedown.distance or 0).sum())
         elif kind in ("url", "url-prefix"):
-            total += _url_matches(folder / f"{stem}.hosts.parquet", takedown)
+            total += _url_matches(folder / f"{stem}.urls.parquet", takedown)
         else:
             raise ValueError(f"unknown takedown kind {kind!r}")
     return total
 
 
+def _sha256_matches(folder: Path, stem: str, value: str) -> int:
+    keys = np.load(folder / f"{stem}.sha256.npy", mmap_mode="r")
+    wanted = np.frombuffer(bytes.fromhex(value), dtype="S32")[0]
+    found = int(np.searchsorted(keys, wanted, side="right") - np.searchsorted(keys, wanted))
+    others = json.loads((folder / f"{stem}.sha256-other.json").read_text(encoding="utf-8"))
+    return found + others.count(value)
+
+
 def _url_matches(path: Path, takedown: Takedown) -> int:
-    host = host_of(normalise_url(takedown.value))
+    """Rows whose url or page_url the URL (prefix) takedown names, as its matcher decides:
+    ``norm`` equal to (or starting with) the normalised value."""
+    wanted = normalise_url(takedown.value)
+    host = host_of(wanted)
     candidates = pq.read_table(path, filters=[("host", "in", sorted({host, UNSURE}))])
     if not candidates.num_rows:
         return 0
-    hit = TakedownMatcher([takedown]).mask(candidates.select(["url", "page_url"]))
-    return len(pc.unique(candidates["row"].filter(pa.array(hit))))
+    norm = candidates["norm"]
+    hit = (pc.equal(norm, wanted) if takedown.kind == "url"
+           else pc.starts_with(norm, wanted))
+    return len(pc.unique(candidates["row"].filter(pc.fill_null(hit, False))))
 
 
 def _sha256(path: Path) -> str:
