@@ -126,6 +126,7 @@ SCRIPT = """
       rows.forEach(function (r) { body.appendChild(r); });
     });
   });
+  document.documentElement.setAttribute('data-sortable', 'ready');
 })();
 """
 
