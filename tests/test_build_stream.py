@@ -212,3 +212,52 @@ def test_range_sorter_and_part_writer_equal_one_write_table(tmp_path):
         pq.write_table(whole.slice(i * 500, 500), expected, row_group_size=64,
                        **stream.PARQUET_OPTIONS)
         assert (tmp_path / "a" / f"p{i}.parquet").read_bytes() == expected.read_bytes()
+
+
+def _kept_row_with_duplicates(version: Path) -> tuple[str, str]:
+    """(url, sha256) of a published row that other candidates duplicate."""
+    rows = pq.read_table(version / "data").to_pylist()
+    dups = [e for e in pq.read_table(version / "audit" / "exclusions.parquet").to_pylist()
+            if e["reason"] == "duplicate"]
+    for row in rows:
+        if any(f"kept row_id {row['row_id']}" in e["detail"] for e in dups):
+            return row["url"], row["sha256"]
+    raise AssertionError("no kept row with duplicates")
+
+
+def test_next_version_re_uses_the_previous_rows_with_the_same_bytes(world, tmp_path, caplog):
+    """A takedown of a row with duplicates: one duplicate is promoted (a new row merged into
+    the previous rows); the version equals a build from scratch, byte for byte."""
+    import logging
+    import shutil
+
+    config, data = world
+    v1 = build_manifest(config, data, "m", part_rows=5, tuning=WIDE)
+    url, _ = _kept_row_with_duplicates(v1.path)
+    takedowns = [_takedown("url", url), _takedown("creator", "ann example", 2)]
+    with caplog.at_level(logging.DEBUG, logger="pipeline.build.builder"):
+        v2 = build_manifest(config, data, "m", part_rows=5, takedowns=takedowns, tuning=WIDE)
+    assert "re-using the rows of v1" in caplog.text
+    assert "(0 new rows)" not in caplog.text
+    fresh = tmp_path / "fresh"
+    shutil.copytree(data / "runs", fresh / "runs")
+    scratch = build_manifest(config, fresh, "m", part_rows=5, takedowns=takedowns, tuning=WIDE)
+    assert _files(v2.path) == _files(scratch.path)
+    assert _doc(v2.path)["counts"] == _doc(scratch.path)["counts"]
+    # Taking the takedowns back restores rows the previous version lacks: still the same bytes.
+    v3 = build_manifest(config, data, "m", part_rows=5, tuning=WIDE)
+    assert _files(v3.path) == _files(v1.path)
+
+
+def test_re_use_is_refused_when_a_run_changed(world, caplog):
+    import logging
+
+    config, data = world
+    build_manifest(config, data, "m", tuning=WIDE)
+    run = sorted((data / "runs").iterdir())[0]
+    (run / "run.json").write_text((run / "run.json").read_text())  # same items: still re-used
+    items = pq.read_table(run / "items.parquet")
+    pq.write_table(items.slice(1), run / "items.parquet")  # a changed input: not re-used
+    with caplog.at_level(logging.DEBUG, logger="pipeline.build.builder"):
+        build_manifest(config, data, "m", tuning=WIDE)
+    assert "re-using" not in caplog.text

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import SCHEMA_VERSION
+from pipeline.build import reuse
 from pipeline.build.croissant import write_croissant
 from pipeline.build.filters import BuildFilter, default_filters
 from pipeline.build.latest import url_events
@@ -48,6 +49,7 @@ from pipeline.build.stream import (
     PartWriter,
     RangeSorter,
     Spill,
+    concat,
     read_batches,
     run_chain,
 )
@@ -90,6 +92,8 @@ _EXCLUSION_ORDER = ("reason", "url", "row_id", "run_id")
 # consent_changed and the published order need.
 _KEY_COLUMNS = ("row_id", "url", "page_url", "source_id", "consent_id", "consent_sha256",
                 "fetched_at", "licence", "licence_source", "run_id")
+_REUSE_SCHEMA = pa.schema([*(pa.field(c, pa.string()) for c in _KEPT_ORDER),
+                           pa.field(POS, pa.int64())])
 SPILL_DIR = ".spill"  # inside the version's hidden tmp dir; removed before the rename
 
 
@@ -188,7 +192,9 @@ def build_manifest(
                 {} if decided.removals is None else decided.removals.counts()
             )
             clock.lap("removed since previous")
-            counts["parts"] = _write_kept(tmp / DATA_DIR, runs, decided, part_rows, tuning)
+            counts["parts"] = _write_kept(
+                tmp / DATA_DIR, runs, decided, part_rows, tuning,
+                None if previous is None else root / f"v{previous}", manifest["inputs"])
             clock.lap("parts written")
             if os.environ.get(CRASH_ENV) == "after_parts":
                 os._exit(1)
@@ -230,6 +236,10 @@ class _Decided:
     by_licence_source: Counter[str] = field(default_factory=Counter)
     consent: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     kept_rows: int = 0
+    # With a previous version and up to Tuning.memory_rows candidates: the order keys of the
+    # kept and the excluded rows, to re-use the previous parts (pipeline.build.reuse).
+    reuse_kept: list[pa.Table] | None = None
+    reuse_excluded: list[pa.Table] | None = None
 
     def counts(self, runs: int) -> dict[str, Any]:
         kept = self.kept_rows
@@ -264,6 +274,8 @@ def _decide(runs: list[RunInfo], filters: list[BuildFilter], spill: Path, tuning
         removals=None if previous_dir is None else Removals(
             previous_dir, parts, spill / "removals"),
     )
+    if previous_dir is not None and not big:
+        decided.reuse_kept, decided.reuse_excluded = [], []
 
     def candidates() -> Iterator[pa.Table]:
         for table in read_batches(paths, key_schema, tuning.batch_rows):
@@ -278,6 +290,8 @@ def _decide(runs: list[RunInfo], filters: list[BuildFilter], spill: Path, tuning
         decided.by_reason.update(_value_counts(rows["reason"]))
         decided.excluded_sample.add(rows, _EXCLUSION_ORDER[:2])
         decided.excluded.add(rows)
+        if decided.reuse_excluded is not None:
+            decided.reuse_excluded.append(rows.select([*_KEPT_ORDER, POS]))
         if decided.removals is not None:
             decided.removals.excluded(rows, index)
 
@@ -290,6 +304,8 @@ def _decide(runs: list[RunInfo], filters: list[BuildFilter], spill: Path, tuning
         pos = table[POS].to_numpy()
         decided.kept[pos] = True
         decided.kept_rows += table.num_rows
+        if decided.reuse_kept is not None:
+            decided.reuse_kept.append(table.select([*_KEPT_ORDER, POS]))
         decided.kept_sample.add(table, _KEPT_ORDER[:2])
         decided.by_source.update(_value_counts(table["source_id"]))
         decided.by_licence.update(_value_counts(table["licence"]))
@@ -303,16 +319,32 @@ def _decide(runs: list[RunInfo], filters: list[BuildFilter], spill: Path, tuning
 
 
 def _write_kept(folder: Path, runs: list[RunInfo], decided: _Decided, part_rows: int,
-                tuning: Tuning) -> int:
-    """The full rows of the kept positions, in the published order, as part files."""
+                tuning: Tuning, previous_dir: Path | None, inputs: list[dict[str, Any]]) -> int:
+    """The full rows of the kept positions, in the published order, as part files: from the
+    previous version's parts where that is certain to give the same bytes, else from the runs
+    through range buckets."""
     folder.mkdir()
     writer = PartWriter(folder, ITEMS_SCHEMA, part_rows, lambda i: f"part-{i:05d}.parquet")
+    paths = [run.items_path for run in runs]
+    if (previous_dir is not None and decided.reuse_kept is not None
+            and decided.reuse_excluded is not None and reuse.reusable(previous_dir, inputs)):
+        keys = concat(decided.reuse_kept, _REUSE_SCHEMA)
+        excluded = concat(decided.reuse_excluded, _REUSE_SCHEMA)
+        found = reuse.plan(previous_dir, _KEPT_ORDER, keys, excluded)
+        if found is not None:
+            logger.debug("build: re-using the rows of %s (%d new rows)", previous_dir.name,
+                         found[2].num_rows)
+            for table in reuse.rows(*found, paths, _KEPT_ORDER):
+                writer.write(table)
+            parts = writer.close()
+            fsync_dir(folder)
+            return parts
     bounds = decided.kept_sample.bounds(decided.kept_rows, tuning.sort_rows)
     sorter = RangeSorter(folder.parent / SPILL_DIR / "kept", _KEPT_ORDER, _KEPT_ORDER[:2],
                          bounds, "kept")
     # Full rows are wide (the signals list): read them in smaller batches than the keys.
     batch_rows = max(1, tuning.batch_rows // 2)
-    for table in read_batches([run.items_path for run in runs], ITEMS_SCHEMA, batch_rows):
+    for table in read_batches(paths, ITEMS_SCHEMA, batch_rows):
         sorter.add(table, np.flatnonzero(decided.kept[table[POS].to_numpy()]))
     for table in sorter.sorted_tables():
         writer.write(table)
