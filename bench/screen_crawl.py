@@ -1,15 +1,17 @@
 """Screening inside the crawl: Clearance against bare Scrapy on a site of realistic images.
 
     .venv/bin/python -m bench.screen_crawl [--pages 200] [--runs 3] [--list-size 100000]
+        [--modes threads:2,processes:1,none:0]
 
-The site is :mod:`bench.site` with its images replaced by photo-like PNGs (blurred discs),
-alternately 512x512 (~75 KB: decoded + PDQ-hashed inline) and 1024x768 with light noise
-(~630 KB). Each run, in child processes: bare tuned Scrapy downloading links and images, then
-``clearance crawl`` with a sha256 list and a PDQ list of ``--list-size`` random entries each
-(no image matches; every one is hashed and screened), with the decode pool (default: bodies of
-32 KiB or more go to a worker process while it has room) and with
-``CLEARANCE_DECODE_WORKERS=0`` (the crawl process decodes everything, large bodies in a
-thread). Prints pages and images per second and the ratios against bare Scrapy in the same run.
+The site is :mod:`bench.site` with its images replaced by photo-like PNGs and JPEGs (blurred
+discs; from 1024 px wide with light noise) at 512x512, 1024x768 and 1600x1200, in turn. Each
+run, in child processes: bare tuned Scrapy downloading links and images, then ``clearance
+crawl`` with a sha256 list and a PDQ list of ``--list-size`` random entries each (no image
+matches; every one is hashed and screened), once per decode mode: ``threads:N`` (the default:
+every image decoded + PDQ-hashed in N threads beside the reactor), ``processes:N`` (bodies of
+32 KiB or more in N worker processes while they have room) and ``none:0`` (small images inline
+on the reactor, large ones in one thread). Prints pages and images per second, the ratios
+against bare Scrapy in the same run, and the load average.
 Offline.
 """
 
@@ -56,13 +58,46 @@ def photo_like(seed: int, size: tuple[int, int]) -> Image.Image:
     return Image.fromarray(blurred + noise, "RGB")
 
 
+KINDS = [(fmt, size) for size in ((512, 512), (1024, 768), (1600, 1200))
+         for fmt in ("PNG", "JPEG")]
+
+
 def realistic_images(root: Path) -> tuple[int, int]:
+    """Replace the site's images by photo-like PNGs and JPEGs (quality 90), cycling through
+    :data:`KINDS`; a JPEG is served as ``.jpg`` (the pages are rewritten to point at it).
+
+    Three pictures are drawn per kind and each file gets its own small patch of colour, so
+    every body (and nearly every PDQ) differs without drawing and blurring each one anew.
+    """
     files = sorted((root / "img").glob("*.png"))
+    bases = {kind: [np.asarray(photo_like(n * len(KINDS) + i, kind[1])) for n in range(3)]
+             for i, kind in enumerate(KINDS)}
     total = 0
+    renamed: dict[str, str] = {}
     for n, path in enumerate(files):
-        size = (512, 512) if n % 2 == 0 else (1024, 768)
-        photo_like(n, size).save(path, "PNG")
+        kind = KINDS[n % len(KINDS)]
+        pixels = bases[kind][(n // len(KINDS)) % 3].copy()
+        rng = np.random.default_rng(n)
+        y = int(rng.integers(0, pixels.shape[0] - 40))
+        x = int(rng.integers(0, pixels.shape[1] - 40))
+        pixels[y:y + 40, x:x + 40] = rng.integers(0, 256, 3, dtype=np.uint8)
+        image = Image.fromarray(pixels, "RGB")
+        if kind[0] == "JPEG":
+            path.unlink()
+            renamed[f"/img/{path.name}"] = f"/img/{path.stem}.jpg"
+            path = path.with_suffix(".jpg")
+            image.save(path, "JPEG", quality=90)
+        else:
+            image.save(path, "PNG", compress_level=1)
         total += path.stat().st_size
+    pages = [root / "index.html", *(root / "p").rglob("*.html")]
+    for page in pages:
+        if not page.is_file():
+            continue
+        text = page.read_text()
+        for old, new in renamed.items():
+            text = text.replace(f'"{old}"', f'"{new}"')
+        page.write_text(text)
     return len(files), total
 
 
@@ -84,19 +119,23 @@ def write_lists(config: Path, size: int) -> None:
     settings.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
-def measure(server, start_url: str, config: Path, data: Path, name: str, workers: int,
-            concurrency: int, timeout: float) -> Measurement:  # type: ignore[no-untyped-def]
+def measure(server, start_url: str, config: Path, data: Path, name: str, mode: str,
+            workers: int, concurrency: int, timeout: float
+            ) -> Measurement:  # type: ignore[no-untyped-def]
     cmd = clearance_command() + ["--config", str(config), "--data", str(data)]
     cmd += ["crawl", "--json", "--no-progress", "--concurrency", str(concurrency)]
-    previous = os.environ.get("CLEARANCE_DECODE_WORKERS")
-    os.environ["CLEARANCE_DECODE_WORKERS"] = str(workers)
+    wanted = {"CLEARANCE_DECODE_WORKERS": str(workers),
+              "CLEARANCE_DECODE": "processes" if mode == "processes" else "threads"}
+    previous = {key: os.environ.get(key) for key in wanted}
+    os.environ.update(wanted)
     try:
         proc, wall, hits = _run_child(name, cmd, server, timeout)
     finally:
-        if previous is None:
-            os.environ.pop("CLEARANCE_DECODE_WORKERS", None)
-        else:
-            os.environ["CLEARANCE_DECODE_WORKERS"] = previous
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     if proc.returncode != 0:
         raise BenchError(f"{name}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
     return Measurement(name, wall, hits)
@@ -110,10 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--server", choices=["auto", "nginx", "python"], default="auto")
     parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--pool-workers", default="1",
-                        help="comma-separated decode-pool sizes to measure (default 1)")
+    parser.add_argument("--modes", default="threads:2,processes:1,none:0",
+                        help="comma-separated decode modes MODE:WORKERS to measure")
     args = parser.parse_args(argv)
-    pools = [int(n) for n in args.pool_workers.split(",") if n.strip()]
+    modes = [(m.split(":")[0], int(m.split(":")[1])) for m in args.modes.split(",") if m]
     with tempfile.TemporaryDirectory(prefix="clearance-screen-crawl-") as tmp:
         work = Path(tmp)
         site = generate_bench_site(work / "site", args.pages)
@@ -129,20 +168,21 @@ def main(argv: list[str] | None = None) -> int:
             write_lists(config, args.list_size)
             rows: dict[str, list[Measurement]] = {}
             for k in range(args.runs):
-                variants = [("bare scrapy, links + images", -1)]
-                variants += [(f"clearance, screening, decode pool x{n}", n) for n in pools]
-                variants += [("clearance, screening, threads only", 0)]
-                for name, workers in variants:
+                variants = [("bare scrapy, links + images", "bare", -1)]
+                variants += [(f"clearance, screening, decode {mode} x{n}", mode, n)
+                             for mode, n in modes]
+                for name, mode, workers in variants:
                     if workers < 0:
                         result = measure_bare(server, start_url, True, args.concurrency, work,
                                               args.timeout)
                     else:
                         result = measure(server, start_url, config,
-                                         work / f"data-{workers}-{k}", name, workers,
-                                         args.concurrency, args.timeout)
+                                         work / f"data-{mode}-{workers}-{k}", name, mode,
+                                         workers, args.concurrency, args.timeout)
                     rows.setdefault(name, []).append(result)
                     print(f"  {name} run {k + 1}/{args.runs}: {result.hits.pages} pages, "
-                          f"{result.hits.images} images in {result.wall_s:.2f}s", flush=True)
+                          f"{result.hits.images} images in {result.wall_s:.2f}s "
+                          f"(load {os.getloadavg()[0]:.2f})", flush=True)
             medians = {name: median_of(runs) for name, runs in rows.items()}
             print()
             print(table(list(medians.values())))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from crawler.conditional import Validators
 from crawler.images import (
     DecodePool,
+    DecodeThreads,
     ImageRejected,
     content_hashes,
     inspect_image,
@@ -94,8 +95,9 @@ class CrawlContext:
     # Blocklist screening (crawler.screening); None only in unit tests that build a context
     # by hand without lists.
     screen: CrawlScreen | None = None
-    # Large images are decoded + PDQ-hashed in a worker process (crawler.images.DecodePool).
-    decode_pool: DecodePool | None = None
+    # Images are decoded + PDQ-hashed in threads (crawler.images.DecodeThreads) or, for large
+    # bodies, in worker processes (DecodePool).
+    decode_pool: DecodePool | DecodeThreads | None = None
     # The frontiers and what was resumed (crawler.resume); None: not resumable (unit tests).
     resume: Resume | None = None
     # Validators of images kept by earlier runs (crawler.conditional); None: no conditional

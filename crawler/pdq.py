@@ -388,7 +388,8 @@ def pdq_kernel(pix: np.ndarray, variants: int, dct: np.ndarray,
 
 
 def pdq_bytes(pixels: np.ndarray, variants: int = 1) -> tuple[np.ndarray, int]:
-    """PDQ of a uint8 image array (HxWx3 RGB, or HxW / HxWx1 grey): ``(bytes, quality)``.
+    """PDQ of a uint8 image array (HxWx3 RGB, HxWx4 whose 4th channel is ignored, as in
+    Pillow's RGBX buffer, or HxW / HxWx1 grey): ``(bytes, quality)``.
 
     ``bytes`` has one row of 32 bytes per variant (``variants`` of :data:`VARIANTS`, in that
     order), the hash as the reference prints it (big-endian: ``bytes.hex()`` is its hex).
@@ -397,7 +398,7 @@ def pdq_bytes(pixels: np.ndarray, variants: int = 1) -> tuple[np.ndarray, int]:
         raise TypeError(f"PDQ needs uint8 pixels, got {pixels.dtype}")
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
-    if pixels.ndim != 3 or pixels.shape[2] not in (1, 3):
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 3, 4):
         raise ValueError(f"PDQ needs HxWx3 RGB or HxW grey pixels, got shape {pixels.shape}")
     if not 1 <= variants <= 8:
         raise ValueError("variants is 1..8")

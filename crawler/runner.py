@@ -24,7 +24,7 @@ from scrapy.crawler import CrawlerProcess
 from crawler import resume as resuming
 from crawler.conditional import Validators
 from crawler.context import CrawlContext, Registry, attach
-from crawler.images import DecodePool
+from crawler.images import DecodePool, DecodeThreads
 from crawler.redaction import RedactImageUrls
 from crawler.screening import CrawlScreen
 from crawler.spiders.sources import SourceSpider
@@ -36,6 +36,7 @@ from pipeline.safety.hashlists import Screener
 
 logger = logging.getLogger(__name__)
 DECODE_WORKERS_ENV = "CLEARANCE_DECODE_WORKERS"
+DECODE_MODE_ENV = "CLEARANCE_DECODE"
 
 @dataclass(frozen=True)
 class CrawlPlan:
@@ -253,17 +254,23 @@ def _record_validators(context: CrawlContext, run_dir: Path, run_id: str) -> Non
                        "its images unconditionally", run_id, type(exc).__name__, exc)
 
 
-def _decode_pool() -> DecodePool | None:
-    """Worker processes for decoding + PDQ-hashing large images (env
-    ``CLEARANCE_DECODE_WORKERS``, default one per core, at most 4; 0 decodes them in a thread
-    instead). The crawl process itself mostly waits on them: with photos, decode + PDQ is the
-    crawl's cost (bench/screen_crawl.py: 2 workers beat 1 by ~8% on 2 cores)."""
+def _decode_pool() -> DecodePool | DecodeThreads | None:
+    """Where images are decoded + PDQ-hashed: threads beside the reactor (default; the PDQ
+    kernel and Pillow's decoders release the GIL), or with ``CLEARANCE_DECODE=processes``
+    worker processes for bodies of 32 KiB or more. ``CLEARANCE_DECODE_WORKERS`` sets how many
+    (default one per core, at most 4; 0: the crawl decodes small images inline and large ones
+    in one thread, the fallback). bench/screen_crawl.py measures each."""
     raw = os.environ.get(DECODE_WORKERS_ENV, str(min(4, os.cpu_count() or 1)))
     try:
         workers = int(raw)
     except ValueError:
         raise ValueError(f"{DECODE_WORKERS_ENV}={raw!r}: expected a whole number") from None
-    return DecodePool(workers) if workers > 0 else None
+    mode = os.environ.get(DECODE_MODE_ENV, "threads")
+    if mode not in ("threads", "processes"):
+        raise ValueError(f"{DECODE_MODE_ENV}={mode!r}: expected threads or processes")
+    if workers <= 0:
+        return None
+    return DecodeThreads(workers) if mode == "threads" else DecodePool(workers)
 
 
 def conflicts(by_source: dict[str, Any], eligible: list[Source]) -> dict[str, Any]:

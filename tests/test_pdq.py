@@ -135,6 +135,12 @@ def test_noise_and_saturated_channels() -> None:
         assert_same(pixels, f"{shape} saturated")
 
 
+def test_a_fourth_channel_is_ignored() -> None:
+    rgb = smooth(120, 90, 6)
+    rgbx = np.concatenate([rgb, noise(120, 90, 7)[..., :1]], axis=2)
+    assert ours(rgbx) == ours(rgb) == oracle(rgb)
+
+
 def test_grey_pixels_hash_as_their_rgb_conversion() -> None:
     grey = smooth(300, 400, 5)[..., 0]
     rgb = np.asarray(Image.fromarray(grey, "L").convert("RGB"))
@@ -162,6 +168,18 @@ def test_bad_inputs_are_refused() -> None:
     with pytest.raises(TypeError):
         pdq.pdq_bytes(np.zeros((8, 8, 3), dtype=np.float32))
     with pytest.raises(ValueError):
-        pdq.pdq_bytes(np.zeros((8, 8, 4), dtype=np.uint8))
+        pdq.pdq_bytes(np.zeros((8, 8, 5), dtype=np.uint8))
     with pytest.raises(ValueError):
         pdq.pdq_bytes(np.zeros((8, 8, 3), dtype=np.uint8), 9)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P", "RGBA", "CMYK"])
+def test_decoded_images_in_every_mode_hash_as_their_rgb_conversion(mode: str) -> None:
+    from crawler.perceptual import _pixels, pdq_hash_and_dihedral
+
+    for shape in ((300, 400), (2000, 2400)):  # the second is over Pillow's 16 MB block
+        image = Image.fromarray(smooth(*shape, seed=shape[0])).convert(mode)
+        hexed, quality, variants = pdq_hash_and_dihedral(image)
+        want, want_quality = oracle(np.asarray(image.convert("RGB")))
+        assert variants == want and hexed == want[0] and quality == want_quality, mode
+        assert _pixels(image).shape[:2] == shape

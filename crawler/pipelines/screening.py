@@ -6,11 +6,14 @@ no row and no rejection: its incident is the one trace (:mod:`crawler.screening`
 does not decode is still matched on its exact hashes; its decode failure travels on with the
 item and becomes its rejection only after the header opt-outs had their say.
 
-Decode bounds: ``pdqhash`` holds the GIL, so bodies of 32 KiB or more go to the decode pool's
-worker process while it has room (the second core); otherwise the crawl decodes them itself,
-inline only when the image is small in bytes and in pixels (the header is peeked first: a tiny
-PNG can declare 50 megapixels), else in one thread at a time (a 50-megapixel hash takes ~1.4
-GB; ten at once would not fit).
+Where the work runs: by default every body is hashed, decoded and PDQ-hashed in the decode
+threads (:class:`crawler.images.DecodeThreads`; Pillow's decoders and :mod:`crawler.pdq` release
+the GIL, so they use the second core while the reactor crawls), at most one image per thread at
+a time, the pixel count checked from the header before any pixel is decoded. With
+``CLEARANCE_DECODE=processes`` bodies of 32 KiB or more go to the decode pool's worker process
+while it has room; otherwise (or with no pool) the crawl decodes them itself, inline only when
+the image is small in bytes and in pixels (the header is peeked first: a tiny PNG can declare
+50 megapixels), else in one thread at a time (a 50-megapixel image takes ~1.4 GB decoded).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from twisted.internet.threads import deferToThread
 from crawler.context import CrawlContext, context_of
 from crawler.images import (
     MIME,
+    DecodeThreads,
     Hashes,
     ImageFacts,
     ImageRejected,
@@ -67,15 +71,23 @@ class ScreeningStage:
                 withhold()
             return item
         body = item.response.body
-        item.hashes = content_hashes(body)
         item.large = len(body) > INLINE_DECODE_BYTES
-        try:
-            item.facts = await self._decode(item)
-        except ImageRejected as exc:
-            item.undecodable = exc
-        except Exception as exc:  # noqa: BLE001 - still screened on its exact hashes below
-            item.undecodable = ImageRejected(
-                reasons.NOT_AN_IMAGE, f"cannot decode: {type(exc).__name__}: {exc}")
+        pool = self.context.decode_pool
+        if isinstance(pool, DecodeThreads):  # hashes, decode and PDQ all off the reactor
+            item.hashes, item.facts, item.undecodable = await pool.screen(
+                body, self.max_pixels, dihedral=self.context.pdq_dihedral)
+            if item.facts is not None:
+                item.large = item.large or (
+                    item.facts.width * item.facts.height > INLINE_DECODE_PIXELS)
+        else:
+            item.hashes = content_hashes(body)
+            try:
+                item.facts = await self._decode(item)
+            except ImageRejected as exc:
+                item.undecodable = exc
+            except Exception as exc:  # noqa: BLE001 - still screened on its exact hashes below
+                item.undecodable = ImageRejected(
+                    reasons.NOT_AN_IMAGE, f"cannot decode: {type(exc).__name__}: {exc}")
         if self.context.withheld(item.response, item.hashes, item.facts, item.mime):
             withhold()
         return item
