@@ -106,8 +106,10 @@ def _signals(n: int, host: pa.Array, rng: np.random.Generator) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), structs)
 
 
-def items_table(start: int, n: int, total: int, run_index: int, run_id: str) -> pa.Table:
-    """Rows ``start .. start + n`` of a ``total``-row corpus (deterministic)."""
+def items_table(start: int, n: int, total: int, run_index: int, run_id: str,
+                run_start: int = 0) -> pa.Table:
+    """Rows ``start .. start + n`` of a ``total``-row corpus (deterministic); the run holding
+    them starts at row ``run_start``."""
     rng = np.random.default_rng(start + 1)
     ids = np.arange(start, start + n, dtype=np.int64)
     content = ids.copy()
@@ -116,7 +118,8 @@ def items_table(start: int, n: int, total: int, run_index: int, run_id: str) -> 
     url_id = ids.copy()
     if run_index:  # fetched again: the URL (and content) of a row of an earlier run
         again = rng.random(n) < 0.02
-        url_id[again] = rng.integers(0, start, int(again.sum()))
+        # a bijection onto earlier rows (7919 is prime to every run start): no URL twice a run
+        url_id[again] = (ids[again] * 7919) % run_start
         content[again] = url_id[again]
     source_ix = (_mix(url_id, 1) % np.uint64(len(SOURCES))).astype(np.int64)
     source = pa.array(np.array(SOURCES)[source_ix])
@@ -198,7 +201,7 @@ def generate(data: Path, rows: int) -> list[Path]:
         with pq.ParquetWriter(folder / "items.parquet", ITEMS_SCHEMA, compression="zstd") as w:
             for offset in range(0, n, 100_000):
                 w.write_table(items_table(start + offset, min(100_000, n - offset), rows, index,
-                                          run_id))
+                                          run_id, start))
         pq.write_table(REJECTIONS_SCHEMA.empty_table(), folder / "rejections.parquet")
         (folder / "run.json").write_text(json.dumps({
             "run_id": run_id, "started_at": _START.isoformat(), "finished_at": _START.isoformat(),

@@ -261,3 +261,27 @@ def test_re_use_is_refused_when_a_run_changed(world, caplog):
     with caplog.at_level(logging.DEBUG, logger="pipeline.build.builder"):
         build_manifest(config, data, "m", tuning=WIDE)
     assert "re-using" not in caplog.text
+
+
+def test_urls_the_takedown_matcher_takes_as_normal_are_normal():
+    """Only URLs normalise_url leaves unchanged skip it (the matcher's fast path)."""
+    import pyarrow.compute as pc
+
+    from pipeline.build.takedowns import _DOT_SEGMENT_RE, _NORMAL_URL_RE
+    from pipeline.safety.urls import normalise_url
+
+    rng = random.Random(1)
+    pieces = [*"abcXYZ09-._~!$&'()*+,;=:@/?%#. \u00e9[]", "/./", "/../", "%41", "%2f", ":443",
+              "@", ".."]
+    hosts = ["cdn.src1.example", "A.example", "x..y", "host.", "h_st.com", "a-.b",
+             "user@h.com", "h.com:8080", "xn--bcher-kva.ch", "x" * 70 + ".com"]
+    urls = [rng.choice(["https://", "http://", "HTTPS://", "ftp://"]) + rng.choice(hosts)
+            + rng.choice(["", "/"]) + "".join(rng.choice(pieces) for _ in range(rng.randrange(9)))
+            for _ in range(20_000)]
+    urls += ["https://cdn.src1.example/img/0/17.jpg", "https://a.b/x/.", "https://a.b/?"]
+    array = pa.array(urls)
+    plain = pc.and_(pc.match_substring_regex(array, _NORMAL_URL_RE),
+                    pc.invert(pc.match_substring_regex(array, _DOT_SEGMENT_RE))).to_pylist()
+    assert sum(plain) > 500
+    assert [u for u, p in zip(urls, plain, strict=True) if p and normalise_url(u) != u] == []
+    assert plain[-3:] == [True, False, False]

@@ -52,6 +52,7 @@ from pipeline.build.stream import (
     concat,
     read_batches,
     run_chain,
+    sort_key,
 )
 from pipeline.build.takedowns import active_takedowns
 from pipeline.build.versions import (
@@ -237,9 +238,9 @@ class _Decided:
     consent: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     kept_rows: int = 0
     # With a previous version and up to Tuning.memory_rows candidates: the order keys of the
-    # kept and the excluded rows, to re-use the previous parts (pipeline.build.reuse).
+    # kept rows and of every candidate, to re-use the previous parts (pipeline.build.reuse).
     reuse_kept: list[pa.Table] | None = None
-    reuse_excluded: list[pa.Table] | None = None
+    reuse_candidates: list[pa.Array] | None = None
 
     def counts(self, runs: int) -> dict[str, Any]:
         kept = self.kept_rows
@@ -275,11 +276,13 @@ def _decide(runs: list[RunInfo], filters: list[BuildFilter], spill: Path, tuning
             previous_dir, parts, spill / "removals"),
     )
     if previous_dir is not None and not big:
-        decided.reuse_kept, decided.reuse_excluded = [], []
+        decided.reuse_kept, decided.reuse_candidates = [], []
 
     def candidates() -> Iterator[pa.Table]:
         for table in read_batches(paths, key_schema, tuning.batch_rows):
             decided.sources.update(pc.unique(table["source_id"]).to_pylist())
+            if decided.reuse_candidates is not None:
+                decided.reuse_candidates.append(sort_key(table, _KEPT_ORDER))
             yield table
 
     def on_excluded(index: int, rows: pa.Table) -> None:
@@ -290,8 +293,6 @@ def _decide(runs: list[RunInfo], filters: list[BuildFilter], spill: Path, tuning
         decided.by_reason.update(_value_counts(rows["reason"]))
         decided.excluded_sample.add(rows, _EXCLUSION_ORDER[:2])
         decided.excluded.add(rows)
-        if decided.reuse_excluded is not None:
-            decided.reuse_excluded.append(rows.select([*_KEPT_ORDER, POS]))
         if decided.removals is not None:
             decided.removals.excluded(rows, index)
 
@@ -327,10 +328,10 @@ def _write_kept(folder: Path, runs: list[RunInfo], decided: _Decided, part_rows:
     writer = PartWriter(folder, ITEMS_SCHEMA, part_rows, lambda i: f"part-{i:05d}.parquet")
     paths = [run.items_path for run in runs]
     if (previous_dir is not None and decided.reuse_kept is not None
-            and decided.reuse_excluded is not None and reuse.reusable(previous_dir, inputs)):
+            and decided.reuse_candidates is not None and reuse.reusable(previous_dir, inputs)):
         keys = concat(decided.reuse_kept, _REUSE_SCHEMA)
-        excluded = concat(decided.reuse_excluded, _REUSE_SCHEMA)
-        found = reuse.plan(previous_dir, _KEPT_ORDER, keys, excluded)
+        candidates = pa.chunked_array(decided.reuse_candidates, pa.binary())
+        found = reuse.plan(previous_dir, _KEPT_ORDER, keys, candidates)
         if found is not None:
             logger.debug("build: re-using the rows of %s (%d new rows)", previous_dir.name,
                          found[2].num_rows)
@@ -343,7 +344,7 @@ def _write_kept(folder: Path, runs: list[RunInfo], decided: _Decided, part_rows:
     sorter = RangeSorter(folder.parent / SPILL_DIR / "kept", _KEPT_ORDER, _KEPT_ORDER[:2],
                          bounds, "kept")
     # Full rows are wide (the signals list): read them in smaller batches than the keys.
-    batch_rows = max(1, tuning.batch_rows // 2)
+    batch_rows = max(1, tuning.batch_rows // 4)
     for table in read_batches(paths, ITEMS_SCHEMA, batch_rows):
         sorter.add(table, np.flatnonzero(decided.kept[table[POS].to_numpy()]))
     for table in sorter.sorted_tables():

@@ -15,6 +15,7 @@ ordinary path.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from pipeline.build.stream import POS, buckets_of, conform, sort_key
 from pipeline.build.versions import DATA_DIR, read_manifest
 from pipeline.runs.schema import ITEMS_SCHEMA
 
+logger = logging.getLogger(__name__)
+
 MAX_NEW_SHARE = 0.02  # more new rows than this share of the kept: the ordinary path
 MAX_NEW_ROWS = 20_000
 
@@ -40,39 +43,41 @@ def reusable(previous_dir: Path, inputs: list[dict[str, Any]]) -> bool:
     except (FileNotFoundError, ValueError):
         return False
     if before.get("schema_version") != SCHEMA_VERSION:
+        logger.debug("no re-use: the previous version has another schema version")
         return False
     now = {i["run_id"]: i["items_sha256"] for i in inputs}
-    return all(now.get(i.get("run_id")) == i.get("items_sha256") for i in before.get("inputs", []))
+    if any(now.get(i.get("run_id")) != i.get("items_sha256") for i in before.get("inputs", [])):
+        logger.debug("no re-use: a run the previous version was built from changed or is gone")
+        return False
+    return True
 
 
 def plan(
-    previous_dir: Path, order: tuple[str, ...], kept: pa.Table, excluded: pa.Table
+    previous_dir: Path, order: tuple[str, ...], kept: pa.Table, candidates: pa.ChunkedArray
 ) -> tuple[list[Path], pa.Array, pa.Table] | None:
     """(previous parts, keep mask over their rows, the new rows' keys and positions in order)
     or None when re-use is not certain or not worth it. ``kept`` has the ``order`` columns and
-    ``_pos`` of every kept row, ``excluded`` the same of every excluded row (``url`` null where
-    the audit row leaves it out: then the rest of the key must not match a kept row)."""
+    ``_pos`` of every kept row, ``candidates`` the binary order key of every candidate: no
+    kept row's key may be another candidate's too, so that the previous row with a kept key is
+    the candidate with it."""
     parts = sorted((Path(previous_dir) / DATA_DIR).glob("part-*.parquet"))
     kept_keys = sort_key(kept, order)
-    if pc.count_distinct(kept_keys).as_py() != len(kept_keys):
-        return None
-    if excluded.num_rows:
-        no_url = pc.is_null(excluded["url"])
-        if pc.any(pc.is_in(kept_keys, value_set=sort_key(excluded, order))).as_py():
-            return None
-        partial = [c for c in order if c != "url"]
-        hidden = excluded.filter(no_url)
-        if hidden.num_rows and pc.any(pc.is_in(
-                sort_key(kept, partial), value_set=sort_key(hidden, partial))).as_py():
+    if pc.count_distinct(candidates).as_py() != len(candidates):
+        counts = pc.value_counts(candidates)
+        shared = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+        if pc.any(pc.is_in(kept_keys, value_set=shared)).as_py():
+            logger.debug("no re-use: a kept row's order key is another candidate's too")
             return None
     previous = pa.chunked_array(
         [sort_key(pq.read_table(p, columns=list(order)), order) for p in parts] or [[]],
         pa.binary()).combine_chunks()
     if pc.count_distinct(previous).as_py() != len(previous):
+        logger.debug("no re-use: the previous rows' order keys are not unique")
         return None
     known = pc.is_in(kept_keys, value_set=previous)
     new = kept.append_column("_key", kept_keys).filter(pc.invert(known))
     if len(new) > min(MAX_NEW_ROWS, max(1000, MAX_NEW_SHARE * kept.num_rows)):
+        logger.debug("no re-use: %d kept rows are not in the previous version", len(new))
         return None
     stays = pc.is_in(previous, value_set=kept_keys)
     new = new.sort_by([("_key", "ascending")])

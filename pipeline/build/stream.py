@@ -28,7 +28,7 @@ POS = "_pos"
 BATCH_ROWS = 65_536  # rows of one record batch read from a run
 KEY_ROWS = 250_000  # key-column rows of one spilled partition of a global filter
 MEMORY_ROWS = 1_500_000  # up to this many candidates, key columns are not spilled at all
-SORT_ROWS = 50_000  # full rows of one bucket of the published order
+SORT_ROWS = 32_768  # full rows of one bucket of the published order
 ROW_GROUP_ROWS = 100_000
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
