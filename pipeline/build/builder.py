@@ -176,7 +176,8 @@ def build_manifest(
             spill = tmp / SPILL_DIR
             clock = _Clock(name)
             decided = _decide(runs, filters, spill, tuning,
-                              None if previous is None else root / f"v{previous}")
+                              None if previous is None else root / f"v{previous}",
+                              {s.id: s.consent_sha256 for s in config.sources.values()})
             clock.lap("decided")
             counts = decided.counts(len(runs))
             if counts["candidates"] != counts["kept"] + counts["excluded"]:
@@ -258,8 +259,11 @@ class _Decided:
 
 
 def _decide(runs: list[RunInfo], filters: list[BuildFilter], spill: Path, tuning: Tuning,
-            previous_dir: Path | None) -> _Decided:
-    """Run the filter chain over the key columns of every candidate, batch by batch."""
+            previous_dir: Path | None, consent_now: dict[str, str]) -> _Decided:
+    """Run the filter chain over the key columns of every candidate, batch by batch;
+    ``consent_now``: each configured source's current consent sha256."""
+    known = pa.array(list(consent_now), pa.string())
+    current = pa.array(list(consent_now.values()), pa.string())
     paths = [run.items_path for run in runs]
     total = sum(pq.read_metadata(p).num_rows for p in paths)
     wanted = {*_KEY_COLUMNS, *(c for f in filters for c in f.columns)}
@@ -311,8 +315,11 @@ def _decide(runs: list[RunInfo], filters: list[BuildFilter], spill: Path, tuning
         decided.by_source.update(_value_counts(table["source_id"]))
         decided.by_licence.update(_value_counts(table["licence"]))
         decided.by_licence_source.update(_value_counts(table["licence_source"]))
+        # Counted only where the consent record differs from the current one (consent_changed).
+        now = current.take(pc.index_in(table["source_id"], value_set=known))
+        changed = table.filter(pc.fill_null(pc.not_equal(table["consent_sha256"], now), True))
         keys = ["source_id", "consent_id", "consent_sha256"]
-        for group in table.group_by(keys).aggregate([([], "count_all")]).to_pylist():
+        for group in changed.group_by(keys).aggregate([([], "count_all")]).to_pylist():
             decided.consent[tuple(group[k] for k in keys)] += group["count_all"]
         if decided.removals is not None:
             decided.removals.kept(table["row_id"])

@@ -61,7 +61,7 @@ def plan(
     kept row's key may be another candidate's too, so that the previous row with a kept key is
     the candidate with it."""
     parts = sorted((Path(previous_dir) / DATA_DIR).glob("part-*.parquet"))
-    kept_keys = sort_key(kept, order)
+    kept_keys = candidates.take(kept[POS]).combine_chunks()  # a candidate's key is at its _pos
     if pc.count_distinct(candidates).as_py() != len(candidates):
         counts = pc.value_counts(candidates)
         shared = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
