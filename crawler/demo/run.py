@@ -78,6 +78,8 @@ def run_demo(directory: Path, console: Console | None = None) -> dict[str, Any]:
     report_md = directory / "report.md"
     report_md.write_text(render_report(data, MANIFEST, "md"), encoding="utf-8")
     (directory / "report.json").write_text(render_report(data, MANIFEST, "json"), encoding="utf-8")
+    report_html = directory / "report.html"  # the same report, one offline page
+    report_html.write_text(render_report(data, MANIFEST, "html"), encoding="utf-8")
     attribution = directory / "ATTRIBUTION"
     attribution.write_text(render_report(data, MANIFEST, "attribution"), encoding="utf-8")
     console.print(_step(5, "report", f"{report_md} and {attribution}"))
@@ -90,7 +92,9 @@ def run_demo(directory: Path, console: Console | None = None) -> dict[str, Any]:
         ("manifest rows", result.path / "data"),
         ("build exclusions", result.path / "audit" / "exclusions.parquet"),
         ("manifest.json", result.path / "manifest.json"),
+        ("croissant.json", result.path / "croissant.json"),
         ("report", report_md),
+        ("report (html)", report_html),
         ("ATTRIBUTION", attribution),
         ("configs", configs),
     ):

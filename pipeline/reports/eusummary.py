@@ -17,8 +17,9 @@ import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from pipeline.build.croissant import published_facts
@@ -60,23 +61,36 @@ def _image_range(n: int) -> str:
     return next(label for limit, label in IMAGE_RANGES if n < limit)
 
 
+_HOST = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?(?P<host>\[[^\]]*\]|[^:/?#]*)"
+
+
 def _published(version_dir: Path) -> dict[str, Any]:
-    """Per host: published bytes and rows; images; caption characters."""
+    """Per host: published bytes and rows; images; caption characters (Arrow batches, so a
+    manifest of millions of rows is never held in Python objects)."""
     dataset = ds.dataset(version_dir / DATA_DIR, format="parquet")
     names = set(dataset.schema.names)
     columns = [c for c in ("url", "bytes", "content_type", "caption") if c in names]
     hosts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     images = captions = caption_chars = 0
     for batch in dataset.to_batches(columns=columns):
-        for row in batch.to_pylist():
-            host = (urlsplit(row["url"]).hostname or "(none)").lower()
-            hosts[host][0] += int(row.get("bytes") or 0)
-            hosts[host][1] += 1
-            if str(row.get("content_type") or "image/").startswith("image/"):
-                images += 1
-            if row.get("caption"):
-                captions += 1
-                caption_chars += len(row["caption"])
+        if not batch.num_rows:
+            continue
+        host = pc.utf8_lower(pc.struct_field(pc.extract_regex(batch["url"], _HOST), "host"))
+        table = pa.table({"host": pc.fill_null(host, "(none)"),
+                          "bytes": pc.fill_null(batch["bytes"], 0)})
+        for row in table.group_by("host").aggregate([("bytes", "sum"),
+                                                     ("bytes", "count")]).to_pylist():
+            hosts[row["host"] or "(none)"][0] += int(row["bytes_sum"] or 0)
+            hosts[row["host"] or "(none)"][1] += int(row["bytes_count"])
+        if "content_type" in batch.schema.names:
+            kinds = pc.fill_null(batch["content_type"], "image/")
+            images += int(pc.sum(pc.starts_with(kinds, "image/")).as_py() or 0)
+        else:
+            images += batch.num_rows
+        if "caption" in batch.schema.names:
+            lengths = pc.utf8_length(batch["caption"])
+            captions += int(pc.sum(pc.greater(lengths, 0)).as_py() or 0)
+            caption_chars += int(pc.sum(lengths).as_py() or 0)
     return {"hosts": hosts, "images": images, "captions": captions,
             "caption_chars": caption_chars}
 
@@ -177,7 +191,7 @@ def build_summary(data_dir: Path, ref: str, settings: Settings | None,
             "hash_lists": [{"id": b["id"], "kind": kinds.get(b["id"], UNKNOWN),
                             "version_sha256": b["version"]} for b in facts["blocklists"]],
             "withheld": o["withheld"],
-            "measures": ("Every fetched image is screened against the hash lists above "
+            "measures": ("Every fetched image is screened against the hash lists below "
                          "(cryptographic and PDQ perceptual hashes) before anything about it "
                          "is kept; a hit is never stored, becomes a restricted incident "
                          "record and suspends the source until a person reviews it. Only "

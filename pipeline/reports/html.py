@@ -46,6 +46,7 @@ dl.facts dd { margin: 0; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(460px, 1fr));
   gap: 1rem 2rem; }
 figure { margin: 0; }
+figure svg { display: block; max-width: 540px; }
 figcaption { font-weight: 650; font-size: .95rem; margin-bottom: .4rem; }
 svg text { font-family: inherit; font-size: 12px; fill: var(--ink); }
 svg .n { fill: var(--muted); }
@@ -93,6 +94,9 @@ footer { margin-top: 3rem; color: var(--muted); font-size: .8rem; border-top: 1p
   .filter, th[data-sort]::after { display: none; }
   h2 { break-after: avoid; }
   .card, figure, table { break-inside: avoid; }
+  .charts { grid-template-columns: 1fr; gap: .6rem; }
+  .kpis { grid-template-columns: repeat(6, 1fr); }
+  .kpi .v { font-size: 1.25rem; }
   a { color: inherit; text-decoration: none; }
 }
 """
