@@ -178,17 +178,21 @@ def published_facts(version_dir: Path) -> dict[str, Any]:
     for part in _parts(version_dir):
         meta = pq.read_metadata(part)
         names = meta.schema.to_arrow_schema().names
-        if "fetched_at" in names:
-            col = names.index("fetched_at")
+        leaves = [meta.schema.column(i).path for i in range(meta.num_columns)]
+        if "fetched_at" in leaves:  # a leaf column index, not a field index
+            col = leaves.index("fetched_at")
             for g in range(meta.num_row_groups):
                 stats = meta.row_group(g).column(col).statistics
                 if stats is None or not stats.has_min_max:
                     continue
                 lo = stats.min if lo is None else min(lo, stats.min)
                 hi = stats.max if hi is None else max(hi, stats.max)
-        if "blocklists" in names:
-            column = pq.read_table(part, columns=["blocklists"])["blocklists"]
-            flat = pc.list_flatten(column)
+        if "blocklists" not in names:
+            continue
+        # batch by batch: the column of a million-row part is large; its distinct pairs few
+        for batch in pq.ParquetFile(part).iter_batches(batch_size=65_536,
+                                                       columns=["blocklists"]):
+            flat = pc.list_flatten(batch.column(0))
             if len(flat):
                 pairs = pa.table({"id": pc.struct_field(flat, "id"),
                                   "version": pc.struct_field(flat, "version")})
