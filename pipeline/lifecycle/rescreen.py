@@ -63,16 +63,15 @@ class _Target:
     path: Path  # the run dir or the version dir
     table: pa.Table
     withdraw: set[int] = field(default_factory=set)
-    _rows: list[dict[str, Any]] | None = None
 
     def claim(self, index: int) -> dict[str, Any] | None:
         """Mark row ``index`` for withdrawal; its row, or None when already claimed."""
         if index in self.withdraw:
             return None
-        if self._rows is None:
-            self._rows = self.table.to_pylist()
         self.withdraw.add(index)
-        return self._rows[index]
+        # one row, not the whole table: a hit among a million rows must not cost a million dicts
+        row: dict[str, Any] = self.table.slice(index, 1).to_pylist()[0]
+        return row
 
 
 @dataclass
@@ -129,13 +128,17 @@ def _neighbour(config: Config, row: dict[str, Any], centre: str, threshold: int,
 def _match_rows(screener: Screener, table: pa.Table) -> list[Hit | None]:
     cols = {name: table[name].to_pylist()
             for name in ("sha256", "md5", "sha1", "pdq", "url", "page_url")}
+    # Batched: every row's exact hashes, then every distinct PDQ, in a few array passes; the
+    # same first hit per row as Screener.match_hashes row by row.
+    exact_hits = screener.match_exact_all({k: cols[k] for k in ("sha256", "md5", "sha1")})
     pdq_hits = screener.match_pdq_all(cols["pdq"])
+    urls = screener.has_url_lists
     out: list[Hit | None] = []
     for i in range(table.num_rows):
-        hit = screener.match_hashes(sha256=cols["sha256"][i], md5=cols["md5"][i],
-                                    sha1=cols["sha1"][i])
-        hit = hit or pdq_hits[i] or screener.match_url(cols["url"][i]) or (
-            screener.match_url(cols["page_url"][i]) if cols["page_url"][i] else None)
+        hit = exact_hits[i] or pdq_hits[i]
+        if hit is None and urls:
+            hit = screener.match_url(cols["url"][i]) or (
+                screener.match_url(cols["page_url"][i]) if cols["page_url"][i] else None)
         out.append(hit)
     return out
 

@@ -312,15 +312,58 @@ class Screener:
                 best = hit
         return best
 
+    def match_exact_all(self, columns: dict[str, Sequence[str | None]]) -> list[Hit | None]:
+        """:meth:`match_hashes` on exact kinds only, for many rows at once: ``columns`` maps
+        ``sha256``/``md5``/``sha1`` to one hex value (or None) per row; the same first hit
+        per row (kinds in that order, lists in id order)."""
+        n = max((len(v) for v in columns.values()), default=0)
+        out: list[Hit | None] = [None] * n
+        for kind in ("sha256", "md5", "sha1"):
+            entries = [e for e in self._loaded if e.info.kind == kind and e.exact is not None]
+            values = columns.get(kind)
+            if not entries or values is None:
+                continue
+            width = EXACT_WIDTH[kind]
+            present = [i for i, v in enumerate(values) if v and out[i] is None]
+            if not present:
+                continue
+            text = "".join(values[i] or "" for i in present)
+            if len(text) != 2 * width * len(present):
+                raise ValueError(f"{kind} values must be {2 * width} hex characters")
+            digests = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(-1, width)
+            for entry in entries:
+                assert entry.exact is not None
+                for k in np.flatnonzero(entry.exact.contains_many(digests)).tolist():
+                    row = present[k]
+                    if out[row] is None:
+                        out[row] = self._exact_hit(entry, (values[row] or "").lower())
+        return out
+
     def match_pdq_all(self, pdqs: Sequence[str | None]) -> list[Hit | None]:
         """One result per hash (None entries give None), for re-screening stored rows.
 
-        Each distinct hash is matched once (near-duplicates are common in image datasets).
+        Each distinct hash is matched once (near-duplicates are common in image datasets), all
+        of them in one compiled pass per list (:meth:`PdqIndex.nearest_many`): the same hits
+        as :meth:`match_hashes` would give one by one.
         """
-        found: dict[str, Hit | None] = {}
-        for pdq in pdqs:
-            if pdq and pdq.lower() not in found:
-                found[pdq.lower()] = self._match_pdq(pdq)
+        distinct = sorted({p.lower() for p in pdqs if p})
+        found: dict[str, Hit | None] = dict.fromkeys(distinct)
+        if distinct:
+            queries = np.frombuffer(bytes.fromhex("".join(distinct)), dtype=np.uint8)
+            queries = queries.reshape(-1, PDQ_BYTES)
+            best = np.full(len(distinct), PDQ_BYTES * 8 + 1, dtype=np.int64)
+            for entry in self._loaded:
+                if entry.pdq is None:
+                    continue
+                index, distance = entry.pdq.nearest_many(queries)
+                better = np.flatnonzero((index >= 0) & (distance < best))
+                for k in better.tolist():
+                    row = entry.pdq.rows[index[k]].tobytes()
+                    best[k] = distance[k]
+                    found[distinct[k]] = Hit(
+                        list_id=entry.info.id, list_version=entry.info.version, kind="pdq",
+                        matched=row.hex(), distance=int(distance[k]),
+                        entry_quality=(entry.unreliable or {}).get(row))
         return [found[p.lower()] if p else None for p in pdqs]
 
     def match_url(self, url: str) -> Hit | None:

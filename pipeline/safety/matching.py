@@ -7,11 +7,13 @@ small lists.
 """
 
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import combinations
 from typing import TYPE_CHECKING
 
+import numba
 import numpy as np
 
 if TYPE_CHECKING:
@@ -66,6 +68,19 @@ class ExactIndex:
         lo = int(np.searchsorted(self.keys, key, side="left"))
         hi = int(np.searchsorted(self.keys, key, side="right"))
         return any(self.rows[i].tobytes() == digest for i in range(lo, hi))
+
+    def contains_many(self, digests: np.ndarray) -> np.ndarray:
+        """:meth:`contains` of many digests at once ((Q, width) uint8): a boolean mask."""
+        found = np.zeros(len(digests), dtype=bool)
+        if not len(digests) or not len(self.rows) or digests.shape[1] != self.rows.shape[1]:
+            return found
+        keys = np.ascontiguousarray(digests[:, :8]).view(">u8").ravel().astype(np.uint64)
+        lo = np.searchsorted(self.keys, keys, side="left")
+        hi = np.searchsorted(self.keys, keys, side="right")
+        for k in np.flatnonzero(hi > lo).tolist():  # prefix hits: verify the whole digest
+            digest = digests[k]
+            found[k] = any((self.rows[i] == digest).all() for i in range(lo[k], hi[k]))
+        return found
 
 
 # --------------------------------------------------------------------------- PDQ matching
@@ -161,6 +176,154 @@ class PdqIndex:
         # positions = concatenation of range(start, start + length) for every bucket
         shift = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
         return self.order[shift + np.arange(total)]
+
+
+    JOIN_MIN = 20_000  # queries from which the chunk-by-chunk join beats probing per query
+
+    def nearest_many(self, queries: np.ndarray, threads: int = 2,
+                     join: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`nearest` for many hashes at once ((Q, 32) uint8 rows): ``(index, distance)``
+        arrays, index -1 where nothing is within the threshold.
+
+        The same answer as :meth:`nearest` for each query (the first candidate at the smallest
+        distance, in the same probe order), in compiled loops without the GIL over
+        ``threads`` threads. Many queries are joined chunk by chunk instead of probed one by
+        one: for each of the 16 chunk tables, queries and entries are both laid out sorted by
+        that chunk's value, and every query bucket meets the entry buckets within the radius
+        in sequential memory (the per-query probes jump around the whole list).
+        """
+        q = len(queries)
+        index = np.full(q, -1, dtype=np.int64)
+        distance = np.full(q, -1, dtype=np.int64)
+        if not q or not len(self.rows):
+            return index, distance
+        q_words = pdq_words(queries)
+        if self.brute:
+            self._split(q, threads, lambda lo, hi: _brute_many(
+                q_words[lo:hi], self.words, self.threshold, index[lo:hi], distance[lo:hi]))
+            return index, distance
+        q_chunks = np.ascontiguousarray(queries).view(">u2").astype(np.int64)
+        if join if join is not None else q >= self.JOIN_MIN:
+            self._join(q_chunks, q_words, threads, index, distance)
+        else:
+            self._split(q, threads, lambda lo, hi: _mih_many(
+                q_chunks[lo:hi], q_words[lo:hi], self.words, self.order, self.offsets,
+                self.masks, self.threshold, index[lo:hi], distance[lo:hi]))
+        return index, distance
+
+    @staticmethod
+    def _split(n: int, threads: int, job: Callable[[int, int], None]) -> None:
+        bounds = np.linspace(0, n, max(1, min(threads, n)) + 1).astype(int).tolist()
+        if len(bounds) == 2:
+            job(0, n)
+            return
+        with ThreadPoolExecutor(len(bounds) - 1) as pool:
+            list(pool.map(job, bounds[:-1], bounds[1:]))
+
+    def _join(self, q_chunks: np.ndarray, q_words: np.ndarray, threads: int,
+              index: np.ndarray, distance: np.ndarray) -> None:
+        n = len(self.rows)
+        best = np.full(len(q_words), self.threshold + 1, dtype=np.int64)
+        for j in range(self.CHUNKS):
+            order = self.order[j * n:(j + 1) * n]
+            l_words = self.words[order]  # entries sorted by chunk j (row order within a value)
+            l_offsets = self.offsets[j] - j * n
+            q_order = np.argsort(q_chunks[:, j], kind="stable")
+            s_words = q_words[q_order]
+            q_offsets = np.zeros(65537, dtype=np.int64)
+            np.cumsum(np.bincount(q_chunks[:, j], minlength=65536), out=q_offsets[1:])
+            args = (q_offsets, q_order, s_words, l_offsets, order, l_words, self.masks, best,
+                    index)
+
+            def job(lo: int, hi: int, args: tuple[np.ndarray, ...] = args) -> None:
+                _join_chunk(lo, hi, *args)
+
+            self._split(65536, threads, job)
+        found = index >= 0
+        distance[found] = best[found]
+
+
+_M1 = np.uint64(0x5555555555555555)
+_M2 = np.uint64(0x3333333333333333)
+_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
+_H01 = np.uint64(0x0101010101010101)
+
+
+@numba.njit(nogil=True, cache=True)
+def _popcount(x: np.uint64) -> int:
+    x = x - ((x >> np.uint64(1)) & _M1)
+    x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
+    x = (x + (x >> np.uint64(4))) & _M4
+    return int((x * _H01) >> np.uint64(56))
+
+
+@numba.njit(nogil=True, cache=True)
+def _distance(a: np.ndarray, b: np.ndarray) -> int:
+    return (_popcount(a[0] ^ b[0]) + _popcount(a[1] ^ b[1]) + _popcount(a[2] ^ b[2])
+            + _popcount(a[3] ^ b[3]))
+
+
+@numba.njit(nogil=True, cache=True)
+def _brute_many(q_words: np.ndarray, words: np.ndarray, threshold: int, index: np.ndarray,
+                distance: np.ndarray) -> None:
+    for k in range(q_words.shape[0]):
+        best = threshold + 1
+        at = -1
+        for i in range(words.shape[0]):
+            d = _distance(q_words[k], words[i])
+            if d < best:
+                best = d
+                at = i
+        if at >= 0:
+            index[k] = at
+            distance[k] = best
+
+
+@numba.njit(nogil=True, cache=True)
+def _mih_many(q_chunks: np.ndarray, q_words: np.ndarray, words: np.ndarray, order: np.ndarray,
+              offsets: np.ndarray, masks: np.ndarray, threshold: int, index: np.ndarray,
+              distance: np.ndarray) -> None:
+    for k in range(q_words.shape[0]):
+        best = threshold + 1
+        at = -1
+        for j in range(16):
+            value = q_chunks[k, j]
+            for m in range(masks.shape[0]):
+                probe = value ^ masks[m]
+                for pos in range(offsets[j, probe], offsets[j, probe + 1]):
+                    i = order[pos]
+                    d = _distance(q_words[k], words[i])
+                    if d < best:
+                        best = d
+                        at = i
+        if at >= 0:
+            index[k] = at
+            distance[k] = best
+
+
+@numba.njit(nogil=True, cache=True)
+def _join_chunk(lo: int, hi: int, q_offsets: np.ndarray, q_order: np.ndarray,
+                s_words: np.ndarray, l_offsets: np.ndarray, l_rows: np.ndarray,
+                l_words: np.ndarray, masks: np.ndarray, best: np.ndarray,
+                index: np.ndarray) -> None:
+    """One chunk table, query values ``lo..hi``: each query's first nearest candidate in this
+    table (masks in order, rows in order) replaces its answer only when strictly nearer, so
+    tables taken in order give :meth:`PdqIndex.nearest`'s answer."""
+    for value in range(lo, hi):
+        for qpos in range(q_offsets[value], q_offsets[value + 1]):
+            k = q_order[qpos]
+            limit = best[k]
+            at = -1
+            for m in range(masks.shape[0]):
+                probe = value ^ masks[m]
+                for pos in range(l_offsets[probe], l_offsets[probe + 1]):
+                    d = _distance(s_words[qpos], l_words[pos])
+                    if d < limit:
+                        limit = d
+                        at = l_rows[pos]
+            if at >= 0:
+                best[k] = limit
+                index[k] = at
 
 
 def pdq_within_words(words: np.ndarray, centre: str, threshold: int) -> np.ndarray:
