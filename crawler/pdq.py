@@ -52,82 +52,65 @@ def _box_phases(n: int, window: int) -> tuple[int, int, int, int]:
     return half - 1, window - half + 1, n - window, half - 1
 
 
+GROUP = 8  # rows filtered together: their running sums are independent chains
+
+
 @numba.njit(nogil=True, cache=True)
-def _box_row(src: np.ndarray, dst: np.ndarray, n: int, window: int) -> None:
-    """One 1-D box pass over a row, every output written (the reference's box1DFloat)."""
+def _box_rows(src: np.ndarray, dst: np.ndarray, dst_rows: np.ndarray, rows: int, n: int,
+              window: int, need: np.ndarray) -> None:
+    """The reference's one-dimensional box pass (box1DFloat: phases of growing, full and
+    shrinking windows) over ``rows`` rows of ``src`` at once, into rows ``dst_rows`` of
+    ``dst``, writing only where ``need`` (all when it is empty). Each row's sums and quotients
+    are exactly those of its own pass; interleaving the rows only hides the latency of one
+    long dependency chain behind the others."""
     p1, p2, p3, p4 = _box_phases(n, window)
-    total = np.float32(0.0)
+    total = np.zeros(GROUP, dtype=np.float32)
+    every = need.size == 0
     count = 0
     ri = 0
     li = 0
     oi = 0
     for _ in range(p1):
-        total += src[ri]
+        for g in range(rows):
+            total[g] += src[g, ri]
         count += 1
         ri += 1
     for _ in range(p2):
-        total += src[ri]
         count += 1
-        dst[oi] = total / np.float32(count)
+        divisor = np.float32(count)
+        write = every or need[oi]
+        for g in range(rows):
+            total[g] += src[g, ri]
+            if write:
+                dst[dst_rows[g], oi] = total[g] / divisor
         ri += 1
         oi += 1
     for _ in range(p3):
-        total += src[ri]
-        total -= src[li]
-        dst[oi] = total / np.float32(count)
+        divisor = np.float32(count)
+        write = every or need[oi]
+        for g in range(rows):
+            total[g] += src[g, ri]
+            total[g] -= src[g, li]
+            if write:
+                dst[dst_rows[g], oi] = total[g] / divisor
         li += 1
         ri += 1
         oi += 1
     for _ in range(p4):
-        total -= src[li]
         count -= 1
-        dst[oi] = total / np.float32(count)
+        divisor = np.float32(count)
+        write = every or need[oi]
+        for g in range(rows):
+            total[g] -= src[g, li]
+            if write:
+                dst[dst_rows[g], oi] = total[g] / divisor
         li += 1
         oi += 1
 
 
 @numba.njit(nogil=True, cache=True)
-def _box_row_sampled(src: np.ndarray, dst: np.ndarray, n: int, window: int,
-                     need: np.ndarray) -> None:
-    """:func:`_box_row` dividing only where ``need`` (the sums run over every element)."""
-    p1, p2, p3, p4 = _box_phases(n, window)
-    total = np.float32(0.0)
-    count = 0
-    ri = 0
-    li = 0
-    oi = 0
-    for _ in range(p1):
-        total += src[ri]
-        count += 1
-        ri += 1
-    for _ in range(p2):
-        total += src[ri]
-        count += 1
-        if need[oi]:
-            dst[oi] = total / np.float32(count)
-        ri += 1
-        oi += 1
-    for _ in range(p3):
-        total += src[ri]
-        total -= src[li]
-        if need[oi]:
-            dst[oi] = total / np.float32(count)
-        li += 1
-        ri += 1
-        oi += 1
-    for _ in range(p4):
-        total -= src[li]
-        count -= 1
-        if need[oi]:
-            dst[oi] = total / np.float32(count)
-        li += 1
-        oi += 1
-
-
-@numba.njit(nogil=True, cache=True)
-def _first_pass_row(pix: np.ndarray, r: int, luma: np.ndarray, dst: np.ndarray,
-                    window: int) -> None:
-    """Luma of pixel row ``r`` (float64 sums rounded to float32), then the first row pass."""
+def _luma_row(pix: np.ndarray, r: int, luma: np.ndarray) -> None:
+    """Luma of pixel row ``r``: float64 sums rounded to float32, as the binding computes it."""
     width = pix.shape[1]
     if pix.shape[2] >= 3:
         for j in range(width):
@@ -138,7 +121,6 @@ def _first_pass_row(pix: np.ndarray, r: int, luma: np.ndarray, dst: np.ndarray,
         for j in range(width):
             v = np.float64(pix[r, j, 0])
             luma[j] = np.float32(v * 0.299 + v * 0.587 + v * 0.114)
-    _box_row(luma, dst, width, window)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -156,21 +138,52 @@ def _downsample(pix: np.ndarray) -> np.ndarray:
     need_col = np.zeros(width, dtype=np.bool_)
     for k in range(64):
         need_col[col_idx[k]] = True
+    every = np.zeros(0, dtype=np.bool_)
 
-    slots = win_cols + 1  # rows ri and li = ri - window are both held
+    # rows ri and li = ri - window are both held, and up to GROUP rows computed ahead
+    slots = win_cols + GROUP + 1
     ring = np.empty((slots, width), dtype=np.float32)
-    luma = np.empty(width, dtype=np.float32)
+    lumas = np.empty((GROUP, width), dtype=np.float32)
+    slot_of = np.empty(GROUP, dtype=np.int64)
     colsum = np.zeros(width, dtype=np.float32)
-    second = np.empty(width, dtype=np.float32)  # one row of the second pass
-    third_row = np.empty(width, dtype=np.float32)
+    seconds = np.empty((GROUP, width), dtype=np.float32)  # second-pass rows waiting
+    third_rows = np.empty((GROUP, width), dtype=np.float32)
+    group_rows = np.arange(GROUP)
+    out_of = np.empty(GROUP, dtype=np.int64)
     third = np.empty((height, 64), dtype=np.float32)  # third pass, sampled columns only
+    state = np.zeros(2, dtype=np.int64)  # rows of the first pass computed; seconds waiting
+
+    def ensure(r: int) -> None:
+        # luma + first pass of the next GROUP rows, into their ring slots
+        if r < state[0]:
+            return
+        start = state[0]
+        rows = min(GROUP, height - start)
+        for g in range(rows):
+            _luma_row(pix, start + g, lumas[g])
+            slot_of[g] = (start + g) % slots
+        _box_rows(lumas, ring, slot_of, rows, width, win_rows, every)
+        state[0] = start + rows
+
+    def flush() -> None:
+        rows = state[1]
+        if rows == 0:
+            return
+        _box_rows(seconds, third_rows, group_rows, rows, width, win_rows, need_col)
+        for g in range(rows):
+            for k in range(64):
+                third[out_of[g], k] = third_rows[g, col_idx[k]]
+        state[1] = 0
 
     def emit(oi: int, count: int) -> None:
+        g = state[1]
+        divisor = np.float32(count)
         for j in range(width):
-            second[j] = colsum[j] / np.float32(count)
-        _box_row_sampled(second, third_row, width, win_rows, need_col)
-        for k in range(64):
-            third[oi, k] = third_row[col_idx[k]]
+            seconds[g, j] = colsum[j] / divisor
+        out_of[g] = oi
+        state[1] = g + 1
+        if g + 1 == GROUP:
+            flush()
 
     p1, p2, p3, p4 = _box_phases(height, win_cols)
     count = 0
@@ -178,15 +191,15 @@ def _downsample(pix: np.ndarray) -> np.ndarray:
     li = 0
     oi = 0
     for _ in range(p1):
+        ensure(ri)
         slot = ri % slots
-        _first_pass_row(pix, ri, luma, ring[slot], win_rows)
         for j in range(width):
             colsum[j] += ring[slot, j]
         count += 1
         ri += 1
     for _ in range(p2):
+        ensure(ri)
         slot = ri % slots
-        _first_pass_row(pix, ri, luma, ring[slot], win_rows)
         for j in range(width):
             colsum[j] += ring[slot, j]
         count += 1
@@ -194,8 +207,8 @@ def _downsample(pix: np.ndarray) -> np.ndarray:
         ri += 1
         oi += 1
     for _ in range(p3):
+        ensure(ri)
         slot = ri % slots
-        _first_pass_row(pix, ri, luma, ring[slot], win_rows)
         old = li % slots
         for j in range(width):
             colsum[j] += ring[slot, j]
@@ -212,6 +225,7 @@ def _downsample(pix: np.ndarray) -> np.ndarray:
         emit(oi, count)
         li += 1
         oi += 1
+    flush()
 
     # fourth pass: columns of the 64 sampled columns, then the 64 sampled rows
     fourth = np.empty((height, 64), dtype=np.float32)
