@@ -307,3 +307,27 @@ def test_bench_build_data_builds_and_the_raw_baseline_runs(tmp_path, monkeypatch
     raw = bench_build.child_raw(str(tmp_path / "data"), str(tmp_path / "raw"))
     assert raw["rows"] == ours["candidates"] == 4000
     assert 0 < ours["kept"] < 4000  # revoked source, refused licences, duplicates, refetches
+
+
+def test_latest_filter_decides_only_repeated_or_named_urls_with_the_same_verdicts():
+    from pipeline.build.filters import LatestFetchFilter
+    from pipeline.build.latest import EVENTS_SCHEMA, latest_verdicts
+
+    rng = random.Random(5)
+    n = 3000
+    table = pa.table({
+        "source_id": pa.array([rng.choice(["a", "b"]) for _ in range(n)]),
+        "url": pa.array([f"https://x.example/{rng.randrange(2000)}.jpg" for _ in range(n)]),
+        "fetched_at": pa.array([FETCHED_AT + timedelta(seconds=rng.randrange(4))
+                                for _ in range(n)], pa.timestamp("us", tz="UTC")),
+        "run_id": pa.array([rng.choice(["r1", "r2", "r3"]) for _ in range(n)]),
+    })
+    events = pa.table({
+        "source_id": ["a", "b"], "url": ["https://x.example/7.jpg", "https://x.example/9.jpg"],
+        "at": pa.array([FETCHED_AT, FETCHED_AT], pa.timestamp("us", tz="UTC")),
+        "reason": ["gone", "gone"], "detail": ["HTTP 404", "HTTP 410"], "run_id": ["r9", "r9"],
+    }, schema=EVENTS_SCHEMA)
+    got = _verdicts(*LatestFetchFilter(events).decide(table))
+    want = _verdicts(*latest_verdicts(table, events))
+    assert got == want
+    assert "superseded" in got[1] and "gone" in got[1]
