@@ -462,9 +462,14 @@ def run_chain(
     dropped, so spills stay narrow."""
     keep = set(keep_columns) | {POS}
     stream: Iterable[pa.Table] = batches
-    for index, step in enumerate(filters):
+    index = 0
+    while index < len(filters):
+        step = filters[index]
         if step.partition_by is None:
-            stream = _local(index, step, stream, on_excluded)
+            group = index
+            while index < len(filters) and filters[index].partition_by is None:
+                index += 1
+            stream = _local(range(group, index), filters, stream, on_excluded)
             continue
         needed = keep | {c for later in filters[index:] for c in later.columns}
         parts = 1
@@ -473,20 +478,46 @@ def run_chain(
         folder = spill_dir / f"filter-{index}" if parts > 1 else None
         stream = _partitioned(index, step, stream, needed, Spill(folder, parts, "keys"),
                               on_excluded)
+        index += 1
     return iter(stream)
 
 
-def _local(index: int, step: Any, stream: Iterable[pa.Table],
+# The columns exclusion rows are made of (pipeline.build.filters.exclusion_rows).
+EXCLUSION_SOURCE = ("url", "page_url", "source_id", "fetched_at", "row_id", "run_id")
+
+
+def _view(step: Any, table: pa.Table) -> pa.Table:
+    """Only the columns ``step`` reads, its exclusion rows need and ``_pos``: a filter copies
+    what it keeps, so it is handed a narrow table and the wide one is taken from once."""
+    wanted = {*step.columns, *EXCLUSION_SOURCE, POS}
+    columns = [c for c in table.column_names if c in wanted]
+    return table if len(columns) == table.num_columns else table.select(columns)
+
+
+def _local(indices: range, filters: Sequence[Any], stream: Iterable[pa.Table],
            on_excluded: Callable[[int, pa.Table], None]) -> Iterator[pa.Table]:
+    """Consecutive row-local filters over each table: each decides on a narrow view of the
+    rows still in, and the wide table is cut once, at the end."""
     for table in stream:
-        kept, excluded = step(table)
-        # Nothing of the input or the exclusions stays referenced while the consumer works.
+        rows: pa.Array | None = None  # indices into table of the rows still in; None: all
+        for index in indices:
+            view = _view(filters[index], table)
+            if rows is not None:
+                view = view.take(rows)
+            kept, excluded = filters[index](view)
+            on_excluded(index, excluded)
+            del excluded
+            if kept is not view:  # something left (a filter hands back its input otherwise)
+                rows = pc.index_in(kept[POS], value_set=table[POS])
+            del view, kept
+            if rows is not None and not len(rows):
+                break
+        out = table if rows is None else table.take(rows)
+        # Nothing of the input stays referenced while the consumer works.
         del table
-        on_excluded(index, excluded)
-        del excluded
-        if kept.num_rows:
-            yield kept
-        del kept
+        if out.num_rows:
+            yield out
+        del out
 
 
 def _partitioned(index: int, step: Any, stream: Iterable[pa.Table], needed: set[str],
@@ -501,10 +532,13 @@ def _partitioned(index: int, step: Any, stream: Iterable[pa.Table], needed: set[
     if schema is None:
         return
     for table in spill:
-        kept, excluded = step(table)
-        del table
+        view = _view(step, table)
+        kept, excluded = step(view)
         on_excluded(index, excluded)
         del excluded
-        if kept.num_rows:
-            yield kept
-        del kept
+        out = table if kept is view else table.take(pc.index_in(kept[POS],
+                                                                 value_set=table[POS]))
+        del table, view, kept
+        if out.num_rows:
+            yield out
+        del out
