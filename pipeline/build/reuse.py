@@ -103,6 +103,9 @@ def rows(
             offset += n
             if not table.num_rows:
                 continue
+            if done == fresh.num_rows:  # no new row left to merge in
+                yield table
+                continue
             keys = sort_key(table.select(list(order)), order)
             last = keys[len(keys) - 1]
             upto = done + int(pc.sum(pc.less(fresh_keys.slice(done), last)).as_py() or 0)
