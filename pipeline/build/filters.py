@@ -285,6 +285,8 @@ class TakedownFilter(BuildFilter):
     def __init__(self, takedowns: Sequence[Takedown]):
         super().__init__()
         self.matcher = TakedownMatcher([t for t in takedowns if t.active])
+        # Only what the active takedowns match on is read (no pdq column without a pdq one).
+        self.columns = tuple(self.matcher.columns)  # type: ignore[misc,assignment]
 
     def decide(self, table: pa.Table) -> tuple[pa.Array, list[str], list[str | None]]:
         positions = self.matcher.positions(table)
