@@ -50,7 +50,7 @@ from pipeline.safety.incidents import (
     Incident,
     write_incident,
 )
-from pipeline.safety.matching import Hit, pdq_distance, pdq_within, reliable
+from pipeline.safety.matching import Hit, PackedPdqs, pdq_distance, reliable
 
 SUSPEND_REASON = "blocklist hit found by clearance screen (incident {incident})"
 
@@ -235,11 +235,11 @@ def rescreen(
     for target in targets:
         if not centres or target.table.num_rows == 0:
             continue
-        pdqs = [p if reliable(p, q) else None for p, q in zip(
+        packed = PackedPdqs([p if reliable(p, q) else None for p, q in zip(
             target.table["pdq"].to_pylist(), target.table["pdq_quality"].to_pylist(),
-            strict=True)]
+            strict=True)])  # packed once for every centre
         for centre, threshold, hit_found in centres:
-            for index in pdq_within(centre, pdqs, threshold):
+            for index in packed.within(centre, threshold):
                 row = target.claim(index)
                 if row is None:
                     continue

@@ -339,13 +339,33 @@ def pdq_distance(a: str, b: str) -> int:
 
 def pdq_within(centre: str, candidates: Sequence[str | None], threshold: int) -> list[int]:
     """Indexes of the candidates (None skipped) within ``threshold`` bits of ``centre``."""
-    present = [i for i, c in enumerate(candidates) if c]
-    if not present:
-        return []
-    bad = next((i for i in present if len(candidates[i] or "") != 2 * PDQ_BYTES), None)
-    if bad is not None:
-        raise ValueError(f"candidate {bad} is not a 64-hex PDQ hash")
-    blob = bytes.fromhex("".join(candidates[i] for i in present))  # type: ignore[misc]
-    words = np.frombuffer(blob, dtype=np.uint64).reshape(-1, 4)
-    dist = _distances(words, hex_to_words(centre))
-    return [present[k] for k in np.flatnonzero(dist <= threshold).tolist()]
+    return PackedPdqs(candidates).within(centre, threshold)
+
+
+class PackedPdqs:
+    """Hex PDQ hashes (None skipped) packed once, for many :func:`pdq_within` questions."""
+
+    def __init__(self, candidates: Sequence[str | None]):
+        self.present = [i for i, c in enumerate(candidates) if c]
+        bad = next((i for i in self.present if len(candidates[i] or "") != 2 * PDQ_BYTES),
+                   None)
+        if bad is not None:
+            raise ValueError(f"candidate {bad} is not a 64-hex PDQ hash")
+        blob = bytes.fromhex("".join(candidates[i] or "" for i in self.present))
+        self.words = np.frombuffer(blob, dtype=np.uint64).reshape(-1, 4)
+
+    def within(self, centre: str, threshold: int) -> list[int]:
+        if not self.present:
+            return []
+        dist = _distances(self.words, hex_to_words(centre))
+        return [self.present[k] for k in np.flatnonzero(dist <= threshold).tolist()]
+
+
+def warm_up() -> None:
+    """Compile the batched matching kernels now (or load them from numba's on-disk cache)."""
+    rows = np.random.default_rng(0).integers(0, 256, (PdqIndex.BRUTE_MAX + 1, PDQ_BYTES),
+                                              dtype=np.uint8)
+    for brute in (False, True):
+        index = PdqIndex(rows, DEFAULT_PDQ_THRESHOLD, brute=brute)
+        for join in (False, True):
+            index.nearest_many(rows[:3], threads=1, join=join)
