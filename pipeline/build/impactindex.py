@@ -43,7 +43,7 @@ from pipeline.build.versions import DATA_DIR, MANIFEST_JSON
 from pipeline.registry.optouts import normalise_creator
 from pipeline.registry.takedowns import Takedown
 from pipeline.safety.matching import pdq_within_words
-from pipeline.safety.urls import normalise_url
+from pipeline.safety.urls import normalise_url, normalise_urls
 
 INDEX_DIR = ".impact"
 INDEX_JSON = "index.json"
@@ -98,8 +98,8 @@ def _index_part(part: Path, out: Path) -> None:
 
     url, page = _array(table, "url"), _array(table, "page_url")
     rows = pa.array(np.arange(table.num_rows, dtype=np.int64))
-    by_url = pa.table({"host": row_hosts(url), "norm": normalised(url), "row": rows})
-    by_page = pa.table({"host": row_hosts(page), "norm": normalised(page), "row": rows})
+    by_url = pa.table({"host": row_hosts(url), "norm": normalise_urls(url), "row": rows})
+    by_page = pa.table({"host": row_hosts(page), "norm": normalise_urls(page), "row": rows})
     by_url = by_url.filter(pc.is_valid(url))
     by_page = by_page.filter(pc.is_valid(page))  # a row found twice counts once (unique row)
     entries = pa.concat_tables([by_url, by_page])
@@ -117,42 +117,6 @@ def _index_part(part: Path, out: Path) -> None:
 
     words, _ = pdq_rows(_array(table, "pdq"))
     np.save(out / f"{stem}.pdq.npy", words)
-
-
-# A URL this pattern accepts is already in normal_url's form (tests hold the two together):
-# lower-case http(s) scheme, a lower-case ASCII host of non-empty labels with no trailing dot,
-# no user info or port, a path of RFC 3986 pchars with no '%' and no dot segment, an optional
-# non-empty query of the same characters, no fragment.
-_NORMAL = (r"^https?://[a-z0-9-]+(\.[a-z0-9-]+)*/[A-Za-z0-9._~!$&'()*+,;=:@/-]*"
-           r"(\?[A-Za-z0-9._~!$&'()*+,;=:@/?-]+)?$")
-_DOT_SEGMENT = r"/\.\.?(/|\?|$)"
-
-
-def is_normal(column: pa.Array) -> pa.Array:
-    """Which URLs are certainly unchanged by :func:`normalise_url` (vectorised)."""
-    shaped = pc.match_substring_regex(column, _NORMAL)
-    dotted = pc.match_substring_regex(column, _DOT_SEGMENT)
-    return pc.fill_null(pc.and_(shaped, pc.invert(dotted)), False)
-
-
-def normalised(column: pa.Array) -> pa.Array:
-    """``normalise_url`` of every URL, in Python only for those not already normal."""
-    normal = is_normal(column)
-    odd = np.flatnonzero(~normal.to_numpy(zero_copy_only=False)
-                         & column.is_valid().to_numpy(zero_copy_only=False))
-    if not len(odd):
-        return column
-    fixed = [normalise_url(u) for u in column.take(pa.array(odd)).to_pylist()]
-    out = column.to_pylist() if len(odd) > len(column) // 2 else None
-    if out is not None:
-        for i, value in zip(odd.tolist(), fixed, strict=True):
-            out[i] = value
-        return pa.array(out, pa.string())
-    positions = np.full(len(column), -1, dtype=np.int64)
-    positions[odd] = np.arange(len(odd))
-    replacement = pa.array(fixed, pa.string())
-    taken = replacement.take(pa.array(np.maximum(positions, 0)))
-    return pc.if_else(pa.array(positions >= 0), taken, column)
 
 
 def _sorted_by_host(entries: pa.Table) -> pa.Table:

@@ -24,7 +24,7 @@ from pipeline.registry.optouts import normalise_creator
 from pipeline.registry.state import STATE_FILE, State
 from pipeline.registry.takedowns import MATCH_COLUMNS, Takedown, check_request
 from pipeline.safety.matching import pdq_within_words, pdq_words
-from pipeline.safety.urls import normalise_url
+from pipeline.safety.urls import normalise_url, normalise_urls
 
 NONE = -1
 UNSURE = "*"  # a row host only normalise_url can judge (row_hosts)
@@ -34,13 +34,6 @@ SUBSTRING_HOSTS = 8
 # scheme://[userinfo@]host — the host as written (brackets kept for IPv6).
 _HOST_RE = r"^[A-Za-z][A-Za-z0-9+.\-]*://(?:[^@/?#]*@)?(?P<host>\[[^\]]*\]|[^:/?#]*)"
 _HOST = re.compile(_HOST_RE)
-# URLs that normalise_url leaves as they are: lower-case http(s) scheme and ASCII host (no user
-# info, port or trailing dot), a path of RFC 3986 characters without '%', an optional non-empty
-# query of the same, no fragment; and no dot segment (_DOT_SEGMENT_RE; RE2 has no lookahead).
-_PCHARS = r"A-Za-z0-9\-._~!$&'()*+,;=:@"
-_LABEL = r"[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?"
-_NORMAL_URL_RE = rf"^https?://{_LABEL}(?:\.{_LABEL})*(?:/[{_PCHARS}]*)+(?:\?[{_PCHARS}/?]+)?$"
-_DOT_SEGMENT_RE = r"/\.\.?(?:/|\?|$)"
 _HEX = np.full(256, 255, dtype=np.uint8)
 for _i, _c in enumerate(b"0123456789abcdef"):
     _HEX[_c] = _i
@@ -143,19 +136,7 @@ class TakedownMatcher:
         candidate = pc.and_kleene(pc.is_valid(column), pc.or_kleene(named, unsure))
         rows = np.flatnonzero(pc.fill_null(candidate, False).to_numpy(zero_copy_only=False))
         urls = column.take(pa.array(rows, pa.int64()))
-        # A URL already in normal form (the usual case) is its own normalisation: only the
-        # others go through normalise_url, one by one.
-        plain = pc.and_(
-            pc.fill_null(pc.match_substring_regex(urls, _NORMAL_URL_RE), False),
-            pc.invert(pc.fill_null(pc.match_substring_regex(urls, _DOT_SEGMENT_RE), True)))
-        odd = np.flatnonzero(~plain.to_numpy(zero_copy_only=False))
-        if not len(odd):
-            return urls, rows
-        fixed = pa.array([normalise_url(u) for u in urls.take(pa.array(odd)).to_pylist()],
-                         pa.string())
-        out = urls.to_numpy(zero_copy_only=False).astype(object)
-        out[odd] = fixed.to_numpy(zero_copy_only=False)
-        return pa.array(out, pa.string()), rows
+        return normalise_urls(urls), rows
 
 
 def row_hosts(column: pa.Array) -> pa.Array:

@@ -6,6 +6,10 @@ import hashlib
 import re
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # Characters left as they are in a path or query (RFC 3986 pchar / query, minus '%').
@@ -73,3 +77,43 @@ def normalise_url(url: str) -> str:
 
 def url_digest(url: str, algorithm: str) -> bytes:
     return hashlib.new(algorithm, normalise_url(url).encode("utf-8")).digest()
+
+
+# URLs that normalise_url leaves as they are: lower-case http(s) scheme and ASCII host (no user
+# info, port or trailing dot), a path of RFC 3986 characters without '%', an optional non-empty
+# query of the same, no fragment; and no dot segment (_DOT_SEGMENT_RE; RE2 has no lookahead).
+# tests/test_impact_index.py holds the pattern to normalise_url on URLs built to break it.
+_PCHARS = r"A-Za-z0-9\-._~!$&'()*+,;=:@"
+_LABEL = r"[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?"
+_NORMAL_URL_RE = rf"^https?://{_LABEL}(?:\.{_LABEL})*(?:/[{_PCHARS}]*)+(?:\?[{_PCHARS}/?]+)?$"
+_DOT_SEGMENT_RE = r"/\.\.?(?:/|\?|$)"
+
+
+def is_normal(column: pa.Array) -> pa.Array:
+    """Which URLs :func:`normalise_url` certainly leaves as they are (vectorised; False for
+    null)."""
+    shaped = pc.fill_null(pc.match_substring_regex(column, _NORMAL_URL_RE), False)
+    dotted = pc.fill_null(pc.match_substring_regex(column, _DOT_SEGMENT_RE), True)
+    return pc.and_(shaped, pc.invert(dotted))
+
+
+def normalise_urls(column: pa.Array) -> pa.Array:
+    """:func:`normalise_url` of every non-null URL of a column (nulls stay null): a URL already
+    in normal form (the usual case, :func:`is_normal`) is its own normalisation; only the
+    others go through :func:`normalise_url`, one by one. A URL it cannot parse (``ValueError``:
+    an unbalanced IPv6 bracket, say) stays as it is: it can equal only itself."""
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    odd = np.flatnonzero(~is_normal(column).to_numpy(zero_copy_only=False) & valid)
+    if not len(odd):
+        return column
+    fixed = [_normalised_or_raw(u) for u in column.take(pa.array(odd)).to_pylist()]
+    out = column.to_numpy(zero_copy_only=False).astype(object)
+    out[odd] = fixed
+    return pa.array(out, pa.string())
+
+
+def _normalised_or_raw(url: str) -> str:
+    try:
+        return normalise_url(url)
+    except ValueError:
+        return url
