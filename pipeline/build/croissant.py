@@ -14,7 +14,6 @@ part files, and carries the removals since the previous version per reason.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import __version__
-from pipeline.build.versions import DATA_DIR
+from pipeline.build.versions import DATA_DIR, sha256_file
 from pipeline.registry.spdx import LicenceError, parse_expression
 from pipeline.runs import reasons
 from pipeline.runs.schema import ITEMS_SCHEMA
@@ -157,14 +156,6 @@ def _schema(parts: list[Path]) -> pa.Schema:
     return pq.read_schema(parts[0]).remove_metadata() if parts else ITEMS_SCHEMA
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _iso(value: Any) -> str | None:
     return None if value is None else str(value.isoformat()).replace("+00:00", "Z")
 
@@ -283,7 +274,7 @@ def croissant_document(version_dir: Path, manifest: dict[str, Any], data_dir: Pa
             "contentUrl": part.relative_to(version_dir).as_posix(),
             "contentSize": f"{part.stat().st_size} B",
             "encodingFormat": PARQUET,
-            "sha256": _sha256(part),
+            "sha256": sha256_file(part),
         }
         for part in parts
     ]

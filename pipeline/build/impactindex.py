@@ -26,7 +26,6 @@ Sources need no index: ``manifest.json`` counts the rows of each (``kept_by_sour
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -39,7 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.build.takedowns import _HEX, UNSURE, host_of, pdq_rows, row_hosts
-from pipeline.build.versions import DATA_DIR, MANIFEST_JSON
+from pipeline.build.versions import DATA_DIR, MANIFEST_JSON, sha256_file
 from pipeline.registry.optouts import normalise_creator
 from pipeline.registry.takedowns import Takedown
 from pipeline.safety.matching import pdq_within_words
@@ -60,7 +59,7 @@ def ensure_index(version_dir: Path) -> Path:
     """The version's index folder, made first if missing or made from another manifest.json."""
     version_dir = Path(version_dir)
     folder = index_dir(version_dir)
-    digest = _sha256(version_dir / MANIFEST_JSON)
+    digest = sha256_file(version_dir / MANIFEST_JSON)
     meta = folder / INDEX_JSON
     if meta.is_file():
         try:
@@ -199,7 +198,3 @@ def _url_matches(path: Path, takedown: Takedown) -> int:
     hit = (pc.equal(norm, wanted) if takedown.kind == "url"
            else pc.starts_with(norm, wanted))
     return len(pc.unique(candidates["row"].filter(pc.fill_null(hit, False))))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

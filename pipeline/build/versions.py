@@ -6,6 +6,7 @@ Only directories named ``v<N>`` are versions; a build assembles a version in a h
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -70,3 +71,12 @@ def read_manifest(version_dir: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: manifest.json is missing") from None
     return doc
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read a MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
