@@ -225,20 +225,32 @@ def _kept_row_with_duplicates(version: Path) -> tuple[str, str]:
     raise AssertionError("no kept row with duplicates")
 
 
-def test_next_version_re_uses_the_previous_rows_with_the_same_bytes(world, tmp_path, caplog):
+@pytest.mark.parametrize("positions", ["recorded", "missing", "garbled"])
+def test_next_version_re_uses_the_previous_rows_with_the_same_bytes(world, tmp_path, caplog,
+                                                                    positions):
     """A takedown of a row with duplicates: one duplicate is promoted (a new row merged into
-    the previous rows); the version equals a build from scratch, byte for byte."""
+    the previous rows); the version equals a build from scratch, byte for byte, whether the
+    previous version's row positions are recorded (pipeline.build.reuse.write_positions) or
+    the rows are matched by their order keys (no such record, or one that cannot be read)."""
     import logging
     import shutil
 
+    from pipeline.build.reuse import positions_path
+
     config, data = world
     v1 = build_manifest(config, data, "m", part_rows=5, tuning=WIDE)
+    assert positions_path(v1.path).is_file()
+    if positions == "missing":
+        positions_path(v1.path).unlink()
+    elif positions == "garbled":
+        positions_path(v1.path).write_bytes(b"not arrow")
     url, _ = _kept_row_with_duplicates(v1.path)
     takedowns = [_takedown("url", url), _takedown("creator", "ann example", 2)]
     with caplog.at_level(logging.DEBUG, logger="pipeline.build.builder"):
         v2 = build_manifest(config, data, "m", part_rows=5, takedowns=takedowns, tuning=WIDE)
     assert "re-using the rows of v1" in caplog.text
-    assert "(0 new rows)" not in caplog.text
+    assert "(0 new rows" not in caplog.text
+    assert ("by its recorded row positions" in caplog.text) == (positions == "recorded")
     fresh = tmp_path / "fresh"
     shutil.copytree(data / "runs", fresh / "runs")
     scratch = build_manifest(config, fresh, "m", part_rows=5, takedowns=takedowns, tuning=WIDE)
@@ -247,6 +259,29 @@ def test_next_version_re_uses_the_previous_rows_with_the_same_bytes(world, tmp_p
     # Taking the takedowns back restores rows the previous version lacks: still the same bytes.
     v3 = build_manifest(config, data, "m", part_rows=5, tuning=WIDE)
     assert _files(v3.path) == _files(v1.path)
+
+
+def test_recorded_positions_hold_when_a_later_run_is_added(world, tmp_path, caplog):
+    """The previous version's runs are the first inputs, unchanged: its recorded row
+    positions still name the same candidates, and the new run's rows (new rows, rows that
+    supersede previous ones) are merged in by (order key, position): the bytes of a build
+    from scratch."""
+    import logging
+    import shutil
+
+    config, data = world
+    runs = sorted(p.name for p in (data / "runs").iterdir())
+    build_manifest(config, data, "m", runs[:3], part_rows=7, tuning=WIDE)
+    with caplog.at_level(logging.DEBUG, logger="pipeline.build.builder"):
+        v2 = build_manifest(config, data, "m", part_rows=7, tuning=WIDE)
+    assert "by its recorded row positions" in caplog.text
+    fresh = tmp_path / "fresh"
+    shutil.copytree(data / "runs", fresh / "runs")
+    scratch = build_manifest(config, fresh, "m", part_rows=7, tuning=WIDE)
+    assert _files(v2.path) == _files(scratch.path)
+    assert _doc(v2.path)["counts"] == _doc(scratch.path)["counts"]
+    from pipeline.build.reuse import positions_path
+    assert positions_path(v2.path).read_bytes() == positions_path(scratch.path).read_bytes()
 
 
 def test_re_use_is_refused_when_a_run_changed(world, caplog):

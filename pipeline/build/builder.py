@@ -12,13 +12,13 @@ whole version or none.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
 import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -64,6 +64,7 @@ from pipeline.build.versions import (
     latest_version,
     manifest_root,
     resolve_manifest,
+    sha256_file,
 )
 from pipeline.registry.config import Config
 from pipeline.registry.eligibility import check
@@ -175,9 +176,15 @@ def build_manifest(
         try:
             spill = tmp / SPILL_DIR
             clock = _Clock(name)
-            decided = _decide(runs, filters, spill, tuning,
-                              None if previous is None else root / f"v{previous}",
-                              {s.id: s.consent_sha256 for s in config.sources.values()})
+            previous_dir = None if previous is None else root / f"v{previous}"
+            inputs = [_input_record(run) for run in runs]
+            # The previous version's rows' candidate positions, when recorded and still true:
+            # re-use then needs no order key of every candidate (pipeline.build.reuse).
+            positions = (None if previous_dir is None
+                         else reuse.previous_positions(previous_dir, inputs))
+            decided = _decide(runs, filters, spill, tuning, previous_dir,
+                              {s.id: s.consent_sha256 for s in config.sources.values()},
+                              candidate_keys=positions is None)
             clock.lap("decided")
             counts = decided.counts(len(runs))
             if counts["candidates"] != counts["kept"] + counts["excluded"]:
@@ -186,24 +193,34 @@ def build_manifest(
                     f"{counts['kept']} kept + {counts['excluded']} excluded; nothing was "
                     "committed"
                 )
-            manifest = _manifest(name, config, today, suspended, runs, filters, decided, counts)
+            manifest = _manifest(name, config, today, suspended, runs, filters, decided, counts,
+                                 inputs)
             clock.lap("manifest facts")
             # Counts only: which rows left is a map of what was removed (DESIGN "No removal map").
             manifest["previous_version"] = previous
-            manifest["removed_since_previous"] = (
-                {} if decided.removals is None else decided.removals.counts()
-            )
-            clock.lap("removed since previous")
-            counts["parts"] = _write_kept(
-                tmp / DATA_DIR, runs, decided, part_rows, tuning,
-                None if previous is None else root / f"v{previous}", manifest["inputs"])
-            clock.lap("parts written")
+            # Key columns held in memory (no spills): the part files are written on a thread
+            # of their own while this one counts the removals and writes the exclusions (the
+            # work of each is mostly Arrow's, outside the GIL). Spilled builds do one at a
+            # time, so their memory stays bounded.
+            with ThreadPoolExecutor(1, thread_name_prefix="kept-parts") as pool:
+                kept_parts = pool.submit(_write_kept, tmp / DATA_DIR, runs, decided, part_rows,
+                                         tuning, previous_dir, inputs, positions)
+                if not decided.in_memory:
+                    kept_parts.result()
+                    clock.lap("parts written")
+                manifest["removed_since_previous"] = (
+                    {} if decided.removals is None else decided.removals.counts()
+                )
+                clock.lap("removed since previous")
+                (tmp / AUDIT_DIR).mkdir()
+                _write_exclusions(tmp / AUDIT_DIR, decided, tuning)
+                fsync_dir(tmp / AUDIT_DIR)
+                clock.lap("exclusions written")
+                counts["parts"], published = kept_parts.result()
+                if decided.in_memory:
+                    clock.lap("parts written (alongside)")
             if os.environ.get(CRASH_ENV) == "after_parts":
                 os._exit(1)
-            (tmp / AUDIT_DIR).mkdir()
-            _write_exclusions(tmp / AUDIT_DIR, decided, tuning)
-            fsync_dir(tmp / AUDIT_DIR)
-            clock.lap("exclusions written")
             shutil.rmtree(spill, ignore_errors=True)
             manifest.update(version=version,
                             created_at=datetime.now(UTC).isoformat(timespec="seconds"))
@@ -212,6 +229,10 @@ def build_manifest(
             write_json_atomic(tmp / MANIFEST_JSON, manifest)
             fsync_dir(tmp)
             final = root / f"v{version}"
+            if published is None:
+                reuse.positions_path(final).unlink(missing_ok=True)  # none stale left
+            else:
+                reuse.write_positions(final, published, inputs, manifest["files"])
             os.rename(tmp, final)
             fsync_dir(root)
             clock.lap("committed")
@@ -242,6 +263,7 @@ class _Decided:
     # kept rows and of every candidate, to re-use the previous parts (pipeline.build.reuse).
     reuse_kept: list[pa.Table] | None = None
     reuse_candidates: list[pa.Array] | None = None
+    in_memory: bool = False  # key columns not spilled: the version's row positions are kept
 
     def counts(self, runs: int) -> dict[str, Any]:
         kept = self.kept_rows
@@ -259,9 +281,12 @@ class _Decided:
 
 
 def _decide(runs: list[RunInfo], filters: list[BuildFilter], spill: Path, tuning: Tuning,
-            previous_dir: Path | None, consent_now: dict[str, str]) -> _Decided:
+            previous_dir: Path | None, consent_now: dict[str, str], *,
+            candidate_keys: bool = True) -> _Decided:
     """Run the filter chain over the key columns of every candidate, batch by batch;
-    ``consent_now``: each configured source's current consent sha256."""
+    ``consent_now``: each configured source's current consent sha256; ``candidate_keys``:
+    keep every candidate's order key for re-use (not needed when the previous version's row
+    positions are known)."""
     known = pa.array(list(consent_now), pa.string())
     current = pa.array(list(consent_now.values()), pa.string())
     paths = [run.items_path for run in runs]
@@ -279,8 +304,11 @@ def _decide(runs: list[RunInfo], filters: list[BuildFilter], spill: Path, tuning
         removals=None if previous_dir is None else Removals(
             previous_dir, parts, spill / "removals"),
     )
+    decided.in_memory = not big
     if previous_dir is not None and not big:
-        decided.reuse_kept, decided.reuse_candidates = [], []
+        decided.reuse_kept = []
+        if candidate_keys:
+            decided.reuse_candidates = []
 
     def candidates() -> Iterator[pa.Table]:
         for table in read_batches(paths, key_schema, tuning.batch_rows):
@@ -327,26 +355,36 @@ def _decide(runs: list[RunInfo], filters: list[BuildFilter], spill: Path, tuning
 
 
 def _write_kept(folder: Path, runs: list[RunInfo], decided: _Decided, part_rows: int,
-                tuning: Tuning, previous_dir: Path | None, inputs: list[dict[str, Any]]) -> int:
+                tuning: Tuning, previous_dir: Path | None, inputs: list[dict[str, Any]],
+                positions: np.ndarray | None) -> tuple[int, np.ndarray | None]:
     """The full rows of the kept positions, in the published order, as part files: from the
     previous version's parts where that is certain to give the same bytes, else from the runs
-    through range buckets."""
+    through range buckets. Returns the number of parts and, for a build that holds its key
+    columns in memory, the candidate position of each published row in order (None above).
+    ``positions``: the previous version's (:func:`pipeline.build.reuse.previous_positions`)."""
     folder.mkdir()
     writer = PartWriter(folder, ITEMS_SCHEMA, part_rows, lambda i: f"part-{i:05d}.parquet")
     paths = [run.items_path for run in runs]
+    published: list[np.ndarray] | None = [] if decided.in_memory else None
     if (previous_dir is not None and decided.reuse_kept is not None
-            and decided.reuse_candidates is not None and reuse.reusable(previous_dir, inputs)):
+            and reuse.reusable(previous_dir, inputs)):
         keys = concat(decided.reuse_kept, _REUSE_SCHEMA)
-        candidates = pa.chunked_array(decided.reuse_candidates, pa.binary())
-        found = reuse.plan(previous_dir, _KEPT_ORDER, keys, candidates)
+        found = None
+        if positions is not None:
+            found = reuse.plan_from_positions(previous_dir, _KEPT_ORDER, keys,
+                                              decided.candidates, positions)
+        elif decided.reuse_candidates is not None:
+            candidates = pa.chunked_array(decided.reuse_candidates, pa.binary())
+            found = reuse.plan(previous_dir, _KEPT_ORDER, keys, candidates)
         if found is not None:
-            logger.debug("build: re-using the rows of %s (%d new rows)", previous_dir.name,
-                         found[2].num_rows)
-            for table in reuse.rows(*found, paths, _KEPT_ORDER):
+            logger.debug("build: re-using the rows of %s (%d new rows%s)", previous_dir.name,
+                         found[2].num_rows,
+                         ", by its recorded row positions" if positions is not None else "")
+            for table in reuse.rows(*found, paths, _KEPT_ORDER, published):
                 writer.write(table)
             parts = writer.close()
             fsync_dir(folder)
-            return parts
+            return parts, _joined(published)
     bounds = decided.kept_sample.bounds(decided.kept_rows, tuning.sort_rows)
     sorter = RangeSorter(folder.parent / SPILL_DIR / "kept", _KEPT_ORDER, _KEPT_ORDER[:2],
                          bounds, "kept")
@@ -354,16 +392,25 @@ def _write_kept(folder: Path, runs: list[RunInfo], decided: _Decided, part_rows:
     batch_rows = max(1, tuning.batch_rows // 4)
     for table in read_batches(paths, ITEMS_SCHEMA, batch_rows):
         sorter.add(table, np.flatnonzero(decided.kept[table[POS].to_numpy()]))
-    for table in sorter.sorted_tables():
+    for table in sorter.sorted_tables(published):
         writer.write(table)
     parts = writer.close()
     fsync_dir(folder)
-    return parts
+    return parts, _joined(published)
+
+
+def _joined(arrays: list[np.ndarray] | None) -> np.ndarray | None:
+    if arrays is None:
+        return None
+    return np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
 
 
 def _write_exclusions(folder: Path, decided: _Decided, tuning: Tuning) -> None:
     rows = sum(decided.by_reason.values())
-    bounds = decided.excluded_sample.bounds(rows, tuning.sort_rows)
+    # Held in memory anyway (no spills): one sort of them all, no range buckets (any bucket
+    # size gives the same bytes).
+    bounds = (pa.array([], pa.binary()) if decided.in_memory
+              else decided.excluded_sample.bounds(rows, tuning.sort_rows))
     sorter = RangeSorter(folder.parent / SPILL_DIR / "exclusions", _EXCLUSION_ORDER,
                          _EXCLUSION_ORDER[:2], bounds, "exclusions")
     for table in decided.excluded.stream():
@@ -399,11 +446,11 @@ def _sorted(counts: Counter[str]) -> dict[str, int]:
 
 def _manifest(name: str, config: Config, today: date, suspended: frozenset[str] | set[str],
               runs: list[RunInfo], filters: list[BuildFilter], decided: _Decided,
-              counts: dict[str, Any]) -> dict[str, Any]:
+              counts: dict[str, Any], inputs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "name": name,
         "schema_version": SCHEMA_VERSION,
-        "inputs": [_input_record(run) for run in runs],
+        "inputs": inputs,
         "config_sha256": config.sha256,
         "policy": {
             "today": today.isoformat(),
@@ -427,14 +474,6 @@ def tally(table: pa.Table, column: str) -> dict[str, int]:
         return {}
     counts = pc.value_counts(table[column]).to_pylist()
     return {str(c["values"]): c["counts"] for c in sorted(counts, key=lambda c: str(c["values"]))}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checksums(folder: Path) -> dict[str, dict[str, Any]]:

@@ -93,6 +93,17 @@ class BuildFilter(ABC):
 
     def __call__(self, table: pa.Table) -> tuple[pa.Table, pa.Table]:
         """Return (kept rows, exclusion rows) for one table."""
+        prepared, mask, rows = self.split(table)
+        # Nothing dropped: the table itself, not a copy (most batches of most filters).
+        return (prepared if mask is None else prepared.filter(mask)), rows
+
+    # The build (pipeline.build.stream) calls split instead when __call__ is this one.
+    __call__.uses_split = True  # type: ignore[attr-defined]
+
+    def split(self, table: pa.Table) -> tuple[pa.Table, pa.Array | None, pa.Table]:
+        """(the prepared table, its keep mask or None when every row is kept, exclusion rows):
+        what :meth:`__call__` returns before it copies the kept rows, for a caller that only
+        needs to know which they are (the build takes them from its own wider table)."""
         table = self.prepare(table)
         mask, dropped_reasons, details = self.decide(table)
         codes = _strings(dropped_reasons)
@@ -108,8 +119,7 @@ class BuildFilter(ABC):
         rows = exclusion_rows(excluded, codes, details, urls=self.audit_urls)
         if POS in table.column_names:
             rows = rows.append_column(POS, excluded[POS])
-        # Nothing dropped: the table itself, not a copy (most batches of most filters).
-        return (table.filter(mask) if len(codes) else table), rows
+        return table, (mask if len(codes) else None), rows
 
     def summary(self) -> dict[str, Any]:
         dropped = {

@@ -56,7 +56,8 @@ def url_events(runs: Iterable[RunInfo]) -> pa.Table:
     for run in runs:
         if not run.rejections_path.is_file():
             continue
-        table = pq.read_table(run.rejections_path, columns=_REJECTION_COLUMNS)
+        # ParquetFile, not read_table: no import of pyarrow.dataset (~0.5 s) for a small file.
+        table = pq.ParquetFile(run.rejections_path).read(columns=_REJECTION_COLUMNS)
         table = table.filter(pc.is_in(table["reason"], value_set=wanted))
         table = table.filter(pc.and_(pc.is_valid(table["source_id"]), pc.is_valid(table["url"])))
         run_ids = pa.array([run.run_id] * table.num_rows, pa.string())

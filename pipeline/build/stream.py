@@ -325,9 +325,14 @@ class RangeSorter:
         order = np.argsort(buckets, kind="stable")
         self.spill.add_sorted(table.take(pa.array(rows[order])), buckets[order])
 
-    def sorted_tables(self) -> Iterator[pa.Table]:
+    def sorted_tables(self, positions: list[np.ndarray] | None = None) -> Iterator[pa.Table]:
+        """The rows in order, without ``_pos``; ``positions``, when given, gets the ``_pos``
+        of the rows yielded, in order."""
         for table in self.spill:
-            yield table.sort_by(self.order).drop_columns([POS])
+            table = table.sort_by(self.order)
+            if positions is not None:
+                positions.append(table[POS].to_numpy())
+            yield table.drop_columns([POS])
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -504,11 +509,11 @@ def _local(indices: range, filters: Sequence[Any], stream: Iterable[pa.Table],
             view = _view(filters[index], table)
             if rows is not None:
                 view = view.take(rows)
-            kept, excluded = filters[index](view)
+            kept, excluded = _apply(filters[index], view)
             on_excluded(index, excluded)
             del excluded
-            if kept is not view:  # something left (a filter hands back its input otherwise)
-                rows = pc.index_in(kept[POS], value_set=table[POS])
+            if kept is not None:  # something left
+                rows = _indices_of(kept, table)
             del view, kept
             if rows is not None and not len(rows):
                 break
@@ -518,6 +523,30 @@ def _local(indices: range, filters: Sequence[Any], stream: Iterable[pa.Table],
         if out.num_rows:
             yield out
         del out
+
+
+def _apply(step: Any, view: pa.Table) -> tuple[pa.ChunkedArray | pa.Array | None, pa.Table]:
+    """(the ``_pos`` of the rows ``step`` keeps, or None when it keeps them all; its exclusion
+    rows). A filter whose call is BuildFilter's own (``uses_split``) is asked for its keep
+    mask only (:meth:`pipeline.build.filters.BuildFilter.split`): the kept rows are taken once,
+    from the wide table, not copied first; any other callable is called."""
+    if getattr(type(step).__call__, "uses_split", False):
+        prepared, mask, excluded = step.split(view)
+        return (None if mask is None else prepared[POS].filter(mask)), excluded
+    kept, excluded = step(view)
+    return (None if kept is view else kept[POS]), excluded
+
+
+def _indices_of(kept: pa.Array | pa.ChunkedArray, table: pa.Table) -> pa.Array:
+    """The indices into ``table`` of the rows whose ``_pos`` is in ``kept`` (a subset of
+    its), in ``table``'s order (a filter may reorder what it keeps: dedupe sorts). Ascending,
+    so a take reads each column front to back (a random take costs several times more)."""
+    pos = table[POS].to_numpy()
+    wanted = np.sort(kept.to_numpy())
+    if len(pos) < 2 or bool(np.all(pos[1:] > pos[:-1])):  # in _pos order: a binary search
+        return pa.array(np.searchsorted(pos, wanted))
+    return pa.array(np.sort(pc.index_in(kept, value_set=table[POS]).to_numpy(
+        zero_copy_only=False)))
 
 
 def _partitioned(index: int, step: Any, stream: Iterable[pa.Table], needed: set[str],
@@ -533,11 +562,10 @@ def _partitioned(index: int, step: Any, stream: Iterable[pa.Table], needed: set[
         return
     for table in spill:
         view = _view(step, table)
-        kept, excluded = step(view)
+        kept, excluded = _apply(step, view)
         on_excluded(index, excluded)
         del excluded
-        out = table if kept is view else table.take(pc.index_in(kept[POS],
-                                                                 value_set=table[POS]))
+        out = table if kept is None else table.take(_indices_of(kept, table))
         del table, view, kept
         if out.num_rows:
             yield out
