@@ -33,6 +33,8 @@ def _pixels(image: Image.Image) -> np.ndarray:
     try:
         exported = pa.array(image)
     except (ValueError, TypeError, NotImplementedError):
+        # Pillow cannot export this image through Arrow (rows spread over several blocks):
+        # the copy through tobytes gives the same pixels, only slower.
         return np.asarray(image)
     width, height = image.size
     if image.mode == "L":
